@@ -1,0 +1,5 @@
+"""``python -m crawlsel`` runs the command line."""
+
+from crawlsel.cli import main
+
+main()

@@ -1,0 +1,423 @@
+"""``Connection``: one non-blocking socket to one origin and its state machine.
+
+States and the only transitions allowed between them::
+
+    CONNECTING -> SENDING | IDLE | CLOSED
+    SENDING    -> RECEIVING | CLOSED
+    RECEIVING  -> SENDING | IDLE | CLOSED
+    IDLE       -> SENDING | CLOSED
+
+A connection carries *exchanges* (one request each, supplied by the dispatcher)
+in order; with pipelining several may be in flight.  It never decides what to
+fetch next: it tells its listener when an exchange completed and when the socket
+closed, with the exchanges that got no complete answer.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import itertools
+import os
+import socket
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+from crawlsel.errors import ConnectError, ConnectionClosed, CrawlError, ProtocolError, Timeout
+from crawlsel.http11 import ResponseHead, ResponseParser, UnexpectedData
+from crawlsel.loop import EVENT_READ, EVENT_WRITE, EventLoop, Timer
+
+# "Try again when the selector says so" (asyncio/selector_events.py uses the same pair).
+WOULD_BLOCK = (BlockingIOError, InterruptedError)
+
+Address = tuple[int, tuple]  # (socket family, sockaddr)
+Tracer = Callable[[int, str], None]
+
+
+class State(enum.Enum):
+    CONNECTING = "connecting"
+    SENDING = "sending"
+    RECEIVING = "receiving"
+    IDLE = "idle"
+    CLOSED = "closed"
+
+
+_TRANSITIONS: dict[State, frozenset[State]] = {
+    State.CONNECTING: frozenset({State.SENDING, State.IDLE, State.CLOSED}),
+    State.SENDING: frozenset({State.RECEIVING, State.CLOSED}),
+    State.RECEIVING: frozenset({State.SENDING, State.IDLE, State.CLOSED}),
+    State.IDLE: frozenset({State.SENDING, State.CLOSED}),
+    State.CLOSED: frozenset(),
+}
+
+
+class IllegalTransition(RuntimeError):
+    pass
+
+
+class Exchange(Protocol):
+    """One request and where its response goes (implemented by the dispatcher's job)."""
+
+    method: str
+    request: bytes
+
+    def on_head(self, head: ResponseHead) -> None: ...
+    def on_body(self, data: bytes) -> None: ...
+
+
+class ConnectionListener(Protocol):
+    def exchange_complete(self, conn: Connection, exchange: Exchange, head: ResponseHead) -> None: ...
+
+    def connection_lost(self, conn: Connection, exchanges: list[Exchange], error: CrawlError | None) -> None:
+        """The socket is closed.  ``error``, if any, concerns ``exchanges[0]``; the
+        others were sent but got no byte of answer."""
+
+
+_ids = itertools.count(1)
+
+
+class Connection:
+    """A socket, its state, its parser and the exchanges it carries."""
+
+    __slots__ = (
+        "id",
+        "origin",
+        "state",
+        "sock",
+        "fd",
+        "responses",
+        "reusable",
+        "last_activity",
+        "_loop",
+        "_listener",
+        "_addresses",
+        "_sockaddr",
+        "_parser",
+        "_inflight",
+        "_completed",
+        "_out",
+        "_mask",
+        "_buf",
+        "_view",
+        "_timer",
+        "_connect_timeout",
+        "_read_timeout",
+        "_trace",
+    )
+
+    def __init__(
+        self,
+        loop: EventLoop,
+        origin: tuple[str, str, int],
+        addresses: list[Address],
+        listener: ConnectionListener,
+        recv_buffer: bytearray,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        trace: Tracer | None = None,
+    ) -> None:
+        self.id = next(_ids)
+        self.origin = origin
+        self.state = State.CONNECTING
+        self.sock: socket.socket | None = None
+        self.fd = -1
+        self.responses = 0  # completed exchanges: > 0 means the connection was reused
+        self.reusable = True
+        self._loop = loop
+        self._listener = listener
+        self._addresses = deque(addresses)
+        self._sockaddr: tuple | None = None
+        self._parser = ResponseParser(self)
+        self._inflight: deque[Exchange] = deque()
+        self._completed: list[tuple[Exchange, ResponseHead]] = []
+        self._out = memoryview(b"")
+        self._mask = 0
+        self._buf = recv_buffer
+        self._view = memoryview(recv_buffer)
+        self._timer: Timer | None = None
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._trace = trace
+        self.last_activity = loop.time()
+
+    def __repr__(self) -> str:
+        scheme, host, port = self.origin
+        return f"<Connection #{self.id} {scheme}://{host}:{port} {self.state.name} fd={self.fd}>"
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    # --- state ---------------------------------------------------------------
+
+    def _to(self, new: State) -> None:
+        if new is self.state:
+            return
+        if new not in _TRANSITIONS[self.state]:
+            raise IllegalTransition(f"{self!r}: cannot go from {self.state.name} to {new.name}")
+        self.state = new
+
+    def _want(self, mask: int) -> None:
+        if mask != self._mask:
+            self._loop.modify(self.sock, mask, self)
+            self._mask = mask
+
+    # --- public API ----------------------------------------------------------
+
+    def open(self) -> None:
+        """Start a non-blocking connect; failures arrive through the listener."""
+        try:
+            self._connect_next()
+        except ConnectError as exc:
+            self._loop.call_soon(self._lose, exc)
+
+    def _connect_next(self) -> None:
+        while True:
+            family, sockaddr = self._addresses.popleft()
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.sock, self.fd, self._sockaddr = sock, sock.fileno(), sockaddr
+            err = sock.connect_ex(sockaddr)
+            if err in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+                break
+            if not self._addresses:
+                raise ConnectError(_connect_message(sockaddr, err))
+            sock.close()
+        self._loop.register(sock, EVENT_WRITE, self)
+        self._mask = EVENT_WRITE
+        self._arm_timer(self._connect_timeout)
+        if self._trace:
+            self._trace(self.fd, f"connect {_format_addr(sockaddr)} (in progress)")
+
+    def submit(self, exchange: Exchange) -> None:
+        """Queue a request on this connection (pipelined when others are in flight)."""
+        if self.state is State.CLOSED or not self.reusable:
+            raise IllegalTransition(f"{self!r}: cannot take a request")
+        if self._trace and self.responses:
+            self._trace(self.fd, f"reused for {exchange.method} {_request_target(exchange.request)}")
+        self._inflight.append(exchange)
+        self._parser.expect(exchange.method)
+        if self._out:
+            self._out = memoryview(bytes(self._out) + exchange.request)
+        else:
+            self._out = memoryview(exchange.request)
+        if self.state is State.CONNECTING:
+            return
+        if self._timer is None:
+            self.last_activity = self._loop.time()
+            self._arm_timer(self._read_timeout)
+        self._to(State.SENDING)
+        try:
+            self._send()
+        except CrawlError as exc:
+            # Report on the next loop turn: the caller is in the middle of scheduling.
+            self._loop.call_soon(self._lose, exc)
+
+    def close(self) -> None:
+        """Close the socket without telling the listener (the caller knows)."""
+        if self.state is State.CLOSED:
+            return
+        self._to(State.CLOSED)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.sock is not None:
+            if self._mask:
+                self._loop.unregister(self.sock)
+                self._mask = 0
+            self.sock.close()
+        if self._trace:
+            self._trace(self.fd, "closed")
+
+    # --- events --------------------------------------------------------------
+
+    def on_ready(self, mask: int) -> None:
+        try:
+            if self.state is State.CONNECTING:
+                self._finish_connect()
+                return
+            if mask & EVENT_WRITE and self._out:
+                self._send()
+            if mask & EVENT_READ and self.state is not State.CLOSED:
+                self._receive()
+        except CrawlError as exc:
+            self._lose(exc)
+        except Exception as exc:  # a bug must fail one URL, never the whole run
+            self._lose(ProtocolError(f"internal error: {type(exc).__name__}: {exc}"))
+
+    def _finish_connect(self) -> None:
+        assert self.sock is not None
+        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            if self._addresses:
+                # Another address of the same host may answer (RFC 8305 fallback).
+                if self._trace:
+                    self._trace(self.fd, f"connect failed: {os.strerror(err)}; trying next address")
+                self._loop.unregister(self.sock)
+                self.sock.close()
+                self._mask = 0
+                self._connect_next()
+                return
+            raise ConnectError(_connect_message(self._sockaddr, err))
+        self.last_activity = self._loop.time()
+        if self._trace:
+            self._trace(self.fd, "EVENT_WRITE -> connected")
+        if self._inflight:
+            self._arm_timer(self._read_timeout)
+            self._to(State.SENDING)
+            self._send()
+        else:
+            self._cancel_timer()
+            self._to(State.IDLE)
+            self._want(EVENT_READ)
+
+    def _send(self) -> None:
+        assert self.sock is not None
+        try:
+            sent = self.sock.send(self._out)
+        except WOULD_BLOCK:
+            self._want(EVENT_READ | EVENT_WRITE)
+            return
+        except OSError as exc:
+            raise ConnectionClosed(
+                f"connection lost while sending the request ({exc.strerror or exc})",
+                response_started=False,
+            ) from None
+        if self._trace:
+            self._trace(self.fd, f"send {sent} B")
+        self._out = self._out[sent:]
+        if self._out:
+            self._want(EVENT_READ | EVENT_WRITE)
+        else:
+            self._to(State.RECEIVING)
+            self._want(EVENT_READ)
+
+    def _receive(self) -> None:
+        assert self.sock is not None
+        try:
+            n = self.sock.recv_into(self._buf)
+        except WOULD_BLOCK:
+            return
+        except OSError as exc:
+            raise ConnectionClosed(
+                f"connection reset by server ({exc.strerror or exc})",
+                response_started=self._parser.response_started,
+            ) from None
+        self.last_activity = self._loop.time()
+        parser = self._parser
+        if n == 0:
+            if self._trace:
+                self._trace(self.fd, "EVENT_READ -> end of stream")
+            self.reusable = False
+            error: CrawlError | None = None
+            try:
+                parser.feed_eof()
+            except CrawlError as exc:
+                error = exc
+            self._deliver_completed()
+            self._lose(error)
+            return
+        if self._trace:
+            self._trace(self.fd, f"EVENT_READ -> recv {n} B")
+        try:
+            parser.feed(self._view[:n])
+        except UnexpectedData:
+            self.reusable = False
+            error = None
+        except CrawlError as exc:
+            self.reusable = False
+            error = exc
+        else:
+            error = None
+        if self._completed:
+            self._deliver_completed()
+        if not self.reusable:
+            self._lose(error)
+
+    # --- ResponseParser listener ---------------------------------------------
+
+    def response_head(self, head: ResponseHead) -> None:
+        if self._trace:
+            expected = f", {head.content_length} B expected" if head.content_length is not None else ""
+            self._trace(self.fd, f"status {head.status}{expected}")
+        self._inflight[0].on_head(head)
+
+    def response_body(self, data: bytes) -> None:
+        self._inflight[0].on_body(data)
+
+    def response_complete(self, head: ResponseHead) -> None:
+        # The listener hears of it only after the current chunk is parsed: bytes
+        # already received must never be taken as the answer to a later request.
+        self._completed.append((self._inflight.popleft(), head))
+        self.responses += 1
+        if not head.keep_alive:
+            self.reusable = False
+
+    def _deliver_completed(self) -> None:
+        completed, self._completed = self._completed, []
+        if self._out:
+            self.reusable = False  # answered before the request was fully sent
+        if not self._inflight and self.state is not State.CLOSED:
+            self._cancel_timer()
+            if self.reusable:
+                if self._trace:
+                    self._trace(self.fd, "response complete -> idle")
+                self._to(State.IDLE)
+        for exchange, head in completed:
+            self._listener.exchange_complete(self, exchange, head)
+
+    # --- failures and timers -------------------------------------------------
+
+    def _lose(self, error: CrawlError | None) -> None:
+        if self.state is State.CLOSED:
+            return
+        if self._trace and error is not None:
+            self._trace(self.fd, f"error: {error}")
+        self.close()
+        exchanges = list(self._inflight)
+        self._inflight.clear()
+        self._listener.connection_lost(self, exchanges, error)
+
+    def _arm_timer(self, seconds: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_later(seconds, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timer(self) -> None:
+        # One timer per connection, re-armed lazily: activity only updates
+        # ``last_activity``, so the event path never touches the heap.
+        self._timer = None
+        if self.state is State.CONNECTING:
+            self._lose(Timeout(f"connect timed out after {self._connect_timeout:g} s"))
+            return
+        if not self._inflight:
+            return
+        idle_for = self._loop.time() - self.last_activity
+        if idle_for >= self._read_timeout:
+            self._lose(Timeout(f"no data from server for {self._read_timeout:g} s"))
+        else:
+            self._timer = self._loop.call_later(self._read_timeout - idle_for, self._on_timer)
+
+
+def _format_addr(sockaddr: tuple | None) -> str:
+    if not sockaddr:
+        return "?"
+    host, port = sockaddr[0], sockaddr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _connect_message(sockaddr: tuple | None, err: int) -> str:
+    return f"could not connect to {_format_addr(sockaddr)}: {os.strerror(err)}"
+
+
+def _request_target(request: bytes) -> str:
+    line = request.split(b"\r\n", 1)[0].split(b" ")
+    return line[1].decode("ascii", "replace") if len(line) > 1 else "?"

@@ -1,0 +1,295 @@
+"""Sans-IO HTTP/1.1: request bytes out, response events in.
+
+Nothing here opens a socket.  ``RequestTemplate`` renders request bytes;
+``ResponseParser`` wraps httptools (llhttp, the parser of Node.js) and adds what
+llhttp leaves to its caller: which request each response answers (so pipelined
+responses arriving in one recv are split at the right byte), responses to HEAD,
+the end of a close-delimited body at EOF, and limits on the response head.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+import httptools
+
+from crawlsel.errors import ConnectionClosed, ProtocolError
+from crawlsel.models import Target
+
+# Limits on the response head.  Node.js (llhttp's user) caps the whole head at
+# 16 KiB; curl allows 100 KiB per header line and 300 KiB in total.  We take
+# curl's total and Node's per-line figure, and nginx's default of 10 interim 1xx.
+MAX_HEADER_LINE = 16 * 1024
+MAX_HEAD_BYTES = 300 * 1024
+MAX_HEADER_LINES = 5000
+MAX_INTERIM_RESPONSES = 10
+
+
+class UnexpectedData(ProtocolError):
+    """Bytes arrived that answer no request: the connection must close (RFC 9112 9.6)."""
+
+
+class RequestTemplate:
+    """Renders request bytes; the header block shared by all requests is built once."""
+
+    __slots__ = ("_common",)
+
+    def __init__(
+        self,
+        user_agent: str,
+        extra_headers: tuple[tuple[str, str], ...] = (),
+        accept_encoding: str = "identity",
+    ) -> None:
+        defaults = {
+            "user-agent": ("User-Agent", user_agent),
+            "accept": ("Accept", "*/*"),
+            "accept-encoding": ("Accept-Encoding", accept_encoding),
+        }
+        for name, value in extra_headers:
+            # As curl -H: a user header replaces the default of the same name, and
+            # "Name:" with no value removes it.
+            defaults[name.lower()] = (name, value)
+        lines = [f"{name}: {value}\r\n" for name, value in defaults.values() if value]
+        self._common = "".join(lines).encode("latin-1")
+
+    def render(self, method: str, target: Target, keep_alive: bool) -> bytes:
+        connection = b"keep-alive" if keep_alive else b"close"
+        return b"".join(
+            (
+                f"{method} {target.target} HTTP/1.1\r\nHost: {target.host_header}\r\n".encode("ascii"),
+                self._common,
+                b"Connection: ",
+                connection,
+                b"\r\n\r\n",
+            )
+        )
+
+
+@dataclass(slots=True)
+class ResponseHead:
+    status: int
+    reason: str
+    version: str
+    headers: list[tuple[bytes, bytes]]
+    keep_alive: bool
+    content_length: int | None
+    chunked: bool
+
+    def header(self, name: str) -> str | None:
+        """The last value of a header, decoded as Latin-1, or None."""
+        wanted = name.lower().encode("latin-1")
+        for key, value in reversed(self.headers):
+            if key.lower() == wanted:
+                return value.decode("latin-1")
+        return None
+
+
+class ResponseListener(Protocol):
+    def response_head(self, head: ResponseHead) -> None: ...
+    def response_body(self, data: bytes) -> None: ...
+    def response_complete(self, head: ResponseHead) -> None: ...
+
+
+class _HeadResponseDone(Exception):
+    """Raised inside httptools to stop it reading a body after a response to HEAD."""
+
+
+class _NoRequestPending(Exception):
+    """Raised inside httptools when a message starts that answers no request."""
+
+
+class ResponseParser:
+    """Feeds bytes of one connection to llhttp and reports responses to a listener.
+
+    Call ``expect(method)`` for every request written, in order; ``feed`` for every
+    chunk received; ``feed_eof`` when the server closed.  Errors are raised as
+    ``ProtocolError`` (or ``ConnectionClosed``); the connection must then close.
+    """
+
+    __slots__ = (
+        "_listener",
+        "_parser",
+        "_pending",
+        "_started",
+        "_headers_done",
+        "_interim",
+        "_interim_count",
+        "_reason",
+        "_headers",
+        "_head_bytes",
+        "_head",
+        "body_bytes",
+    )
+
+    def __init__(self, listener: ResponseListener) -> None:
+        self._listener = listener
+        self._parser = httptools.HttpResponseParser(self)
+        self._pending: deque[str] = deque()
+        self._reset_message()
+        self._interim_count = 0
+
+    def _reset_message(self) -> None:
+        self._started = False
+        self._headers_done = False
+        self._interim = False
+        self._reason = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_bytes = 0
+        self._head: ResponseHead | None = None
+        self.body_bytes = 0
+
+    @property
+    def response_started(self) -> bool:
+        """Whether any byte of the response now expected has arrived."""
+        return self._started
+
+    @property
+    def awaiting(self) -> int:
+        """How many requests still wait for their response."""
+        return len(self._pending)
+
+    def expect(self, method: str) -> None:
+        self._pending.append(method)
+
+    def feed(self, data: bytes | memoryview) -> None:
+        if not self._headers_done:
+            self._head_bytes += len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            self._raise_from_callback(exc)
+        except httptools.HttpParserUpgrade:
+            raise ProtocolError("server switched protocols without being asked") from None
+        except httptools.HttpParserError as exc:
+            if not self._started and not self._pending:
+                # llhttp refuses bytes after a "Connection: close" response.
+                raise UnexpectedData("server sent data after the end of the response") from None
+            raise ProtocolError(f"invalid HTTP response: {_llhttp_message(exc)}") from None
+        if not self._headers_done and self._started and self._head_bytes > MAX_HEAD_BYTES:
+            raise ProtocolError(f"response head larger than {MAX_HEAD_BYTES // 1024} KiB")
+
+    def _raise_from_callback(self, exc: Exception) -> None:
+        inner = exc.__context__
+        if isinstance(inner, _HeadResponseDone):
+            # llhttp cannot be told that a response to HEAD has no body, so it was
+            # stopped at the end of the head; it has to be replaced to go on.
+            self._parser = httptools.HttpResponseParser(self)
+            self._finish_message()
+            return
+        if isinstance(inner, _NoRequestPending):
+            raise UnexpectedData("server sent data after the end of the response") from None
+        if isinstance(inner, Exception):
+            raise inner from None
+        raise ProtocolError(f"invalid HTTP response: {exc}") from None
+
+    def feed_eof(self) -> None:
+        """The server closed: finish a close-delimited body or report what is missing."""
+        head = self._head
+        if head is not None and not self._interim:
+            if head.content_length is None and not head.chunked:
+                self._finish_message()
+                return
+            if head.chunked:
+                raise ConnectionClosed(
+                    f"server closed the connection before the last chunk "
+                    f"({self.body_bytes:,} body bytes received)",
+                    response_started=True,
+                )
+            raise ConnectionClosed(
+                f"server closed the connection after {self.body_bytes:,} of "
+                f"{head.content_length:,} body bytes",
+                response_started=True,
+            )
+        if self._started:
+            raise ConnectionClosed(
+                "server closed the connection in the middle of the response head",
+                response_started=True,
+            )
+        if self._pending:
+            raise ConnectionClosed(
+                "server closed the connection without sending a response",
+                response_started=False,
+            )
+
+    # --- httptools callbacks -------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if not self._pending:
+            raise _NoRequestPending()
+        self._started = True
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._headers_done:
+            return  # a trailer field of a chunked body: not part of the page
+        if len(name) + len(value) > MAX_HEADER_LINE:
+            raise ProtocolError(f"response header line longer than {MAX_HEADER_LINE // 1024} KiB")
+        if len(self._headers) >= MAX_HEADER_LINES:
+            raise ProtocolError(f"response has more than {MAX_HEADER_LINES:,} header lines")
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        status = parser.get_status_code()
+        self._headers_done = True
+        if 100 <= status < 200:
+            # Interim responses (100 Continue, 103 Early Hints) are skipped; llhttp
+            # reports them as complete messages with no body.
+            self._interim = True
+            self._interim_count += 1
+            if self._interim_count > MAX_INTERIM_RESPONSES:
+                raise ProtocolError(f"more than {MAX_INTERIM_RESPONSES} interim 1xx responses")
+            return
+        content_length = None
+        chunked = False
+        for name, value in self._headers:
+            lname = name.lower()
+            if lname == b"content-length":
+                content_length = int(value)  # llhttp has already validated it
+            elif lname == b"transfer-encoding":
+                chunked = value.lower().rstrip().endswith(b"chunked")
+        is_head = self._pending[0] == "HEAD"
+        head = ResponseHead(
+            status=status,
+            reason=self._reason.decode("latin-1"),
+            version=parser.get_http_version(),
+            headers=self._headers,
+            # Read here: httptools 0.9 answers False once the message is complete.
+            # After HEAD we cannot see where the head ended inside llhttp's buffer,
+            # so that connection is not reused.
+            keep_alive=parser.should_keep_alive() and not is_head,
+            content_length=content_length,
+            chunked=chunked,
+        )
+        self._head = head
+        self._listener.response_head(head)
+        if is_head:
+            raise _HeadResponseDone()
+
+    def on_body(self, data: bytes) -> None:
+        self.body_bytes += len(data)
+        self._listener.response_body(data)
+
+    def on_message_complete(self) -> None:
+        if self._interim:
+            self._reset_message()
+            self._started = True
+            return
+        self._finish_message()
+
+    def _finish_message(self) -> None:
+        head = self._head
+        assert head is not None
+        self._pending.popleft()
+        self._interim_count = 0
+        self._reset_message()
+        self._listener.response_complete(head)
+
+
+def _llhttp_message(exc: Exception) -> str:
+    text = str(exc)
+    return text[:1].lower() + text[1:] if text else type(exc).__name__

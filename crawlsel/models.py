@@ -1,0 +1,90 @@
+"""Frozen records passed between modules: the run's configuration, a parsed URL, a result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from crawlsel import __version__
+
+DEFAULT_USER_AGENT = f"crawlsel/{__version__}"
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One absolute http(s) URL, split into what a connection and a request need."""
+
+    url: str
+    scheme: str
+    host: str  # lower-case; IPv6 literals without brackets
+    port: int
+    target: str  # request-target: path plus "?query", always starting with "/"
+    line: int = 0  # line number in its source, 0 when given on the command line
+    index: int = 0  # position in the run's input order
+
+    @property
+    def origin(self) -> tuple[str, str, int]:
+        return (self.scheme, self.host, self.port)
+
+    @property
+    def host_header(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if self.port != DEFAULT_PORTS[self.scheme]:
+            return f"{host}:{self.port}"
+        return host
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidLine:
+    """A line of a URL list that is not a URL crawlsel can fetch."""
+
+    text: str
+    reason: str
+    source: str
+    line: int
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything a run needs to know, built once by the CLI."""
+
+    output_dir: Path = Path("crawled_page")
+    concurrency: int = 64
+    per_host: int = 8
+    keep_alive: bool = True
+    pipeline: int = 1
+    user_agent: str = DEFAULT_USER_AGENT
+    headers: tuple[tuple[str, str], ...] = ()
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """The outcome of one URL: written once, only read afterwards (by the reporter)."""
+
+    url: str
+    status: int | None = None
+    path: str | None = None
+    bytes: int = 0
+    elapsed_ms: float = 0.0
+    error: str | None = None
+    error_kind: str | None = None
+    index: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "url": self.url,
+            "status": self.status,
+            "path": self.path,
+            "bytes": self.bytes,
+            "elapsed_ms": round(self.elapsed_ms, 3),
+            "error": self.error,
+            "error_kind": self.error_kind,
+        }

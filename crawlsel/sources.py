@@ -1,0 +1,162 @@
+"""Read URL lists lazily and turn each line into a ``Target`` or an ``InvalidLine``.
+
+Lists are read line by line as the dispatcher asks for more work, so a file of a
+million URLs is never held in memory.  Nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
+from urllib.parse import quote, urlsplit
+
+from crawlsel.errors import InvalidURL, SourceError
+from crawlsel.models import DEFAULT_PORTS, InvalidLine, Target
+
+MAX_LINE_BYTES = 64 * 1024  # a URL this long is a broken list, not a page (curl: 8 KiB paths)
+# Characters that may stay as they are in a request-target (RFC 3986 pchar, "/", "?", "%").
+_TARGET_SAFE = "/?%:@!$&'()*+,;=-._~"
+_BOM = b"\xef\xbb\xbf"
+
+
+def parse_url(text: str, *, line: int = 0, index: int = 0) -> Target:
+    """Validate and normalise one absolute http(s) URL, or raise ``InvalidURL``."""
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+        raise InvalidURL("contains control characters")
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:  # e.g. an unbalanced "[" in the host
+        raise InvalidURL(f"malformed URL ({exc})") from None
+    scheme = parts.scheme.lower()
+    if not scheme or not parts.netloc:
+        raise InvalidURL("not an absolute http(s) URL")
+    if scheme not in DEFAULT_PORTS:
+        raise InvalidURL(f"unsupported scheme {scheme!r} (only http and https)")
+    if "@" in parts.netloc:
+        raise InvalidURL("user names and passwords in URLs are not supported")
+    if " " in parts.netloc:
+        raise InvalidURL("spaces in the host name")
+    host = parts.hostname or ""
+    if not host:
+        raise InvalidURL("no host name")
+    try:
+        port = parts.port
+    except ValueError:
+        raise InvalidURL("invalid port") from None
+    if port == 0:
+        raise InvalidURL("invalid port 0")
+    host = _ascii_host(host)
+    # Spaces and non-ASCII characters in the path are percent-encoded as browsers do;
+    # existing escapes are kept so that the server sees the URL as written.
+    target = quote(parts.path or "/", safe=_TARGET_SAFE)
+    if "?" in text.split("#", 1)[0]:
+        target += "?" + quote(parts.query, safe=_TARGET_SAFE)
+    if not target.startswith("/"):
+        target = "/" + target
+    return Target(
+        url=text,
+        scheme=scheme,
+        host=host,
+        port=port or DEFAULT_PORTS[scheme],
+        target=target,
+        line=line,
+        index=index,
+    )
+
+
+def _ascii_host(host: str) -> str:
+    if host.isascii():
+        return host
+    if len(host) > 253 or any(len(label) > 63 for label in host.split(".")):
+        raise InvalidURL("host name too long")
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise InvalidURL("host name is not a valid international domain name") from None
+
+
+def read_targets(
+    sources: Iterable[str], stdin: BinaryIO | None = None
+) -> Iterator[Target | InvalidLine]:
+    """Yield one record per non-blank, non-comment line of each source, in order.
+
+    ``-`` is standard input.  Every source is checked for readability before the
+    first line is yielded, so that a typo in the last file name fails the run at start.
+    """
+    names = list(sources)
+    for name in names:
+        if name != "-":
+            check_readable(name)
+    index = 0
+    for name in names:
+        if name == "-":
+            stream = stdin if stdin is not None else sys.stdin.buffer
+            records = _lines_to_records(stream, "<stdin>", index)
+        else:
+            records = _read_file(name, index)
+        for record in records:
+            index = record.index + 1
+            yield record
+
+
+def check_readable(name: str) -> None:
+    if not os.path.exists(name):
+        raise SourceError(f"{name}: no such file")
+    if os.path.isdir(name):
+        raise SourceError(f"{name}: is a directory")
+    if not os.access(name, os.R_OK):
+        raise SourceError(f"{name}: permission denied")
+
+
+def _read_file(name: str, first_index: int) -> Iterator[Target | InvalidLine]:
+    try:
+        stream = open(name, "rb")
+    except OSError as exc:
+        raise SourceError(f"{name}: {exc.strerror}") from None
+    with stream:
+        yield from _lines_to_records(stream, name, first_index)
+
+
+def _lines_to_records(
+    stream: BinaryIO, name: str, index: int
+) -> Iterator[Target | InvalidLine]:
+    for line_no, raw in enumerate(_read_lines(stream, name), start=1):
+        if line_no == 1 and raw.startswith(_BOM):
+            raw = raw[len(_BOM) :]
+        if len(raw) > MAX_LINE_BYTES:
+            yield InvalidLine(raw[:80].decode("utf-8", "replace"), "line longer than 64 KiB", name, line_no, index)
+            index += 1
+            continue
+        try:
+            text = raw.decode("utf-8").strip(" \t\r\n")
+        except UnicodeDecodeError:
+            yield InvalidLine(raw.decode("utf-8", "replace").strip(), "not valid UTF-8", name, line_no, index)
+            index += 1
+            continue
+        if not text or text.startswith("#"):
+            continue
+        try:
+            yield parse_url(text, line=line_no, index=index)
+        except InvalidURL as exc:
+            yield InvalidLine(text, str(exc), name, line_no, index)
+        index += 1
+
+
+def _read_lines(stream: BinaryIO, name: str) -> Iterator[bytes]:
+    # readline with a limit, so that a file with no newline at all is not read whole.
+    while True:
+        try:
+            raw = stream.readline(MAX_LINE_BYTES + 1)
+        except OSError as exc:
+            raise SourceError(f"{name}: {exc.strerror or exc}") from None
+        if not raw:
+            return
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            # Swallow the rest of the overlong line so the next one starts clean.
+            while True:
+                rest = stream.readline(MAX_LINE_BYTES)
+                if not rest or rest.endswith(b"\n"):
+                    break
+        yield raw

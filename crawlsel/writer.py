@@ -1,0 +1,312 @@
+"""Where a page is saved, and saving it so that no partial file ever has a final name.
+
+``page_path`` maps a URL to ``HOST[_PORT]/PATH`` under the output folder.  Every
+segment is made a valid, unambiguous file name on Linux, macOS and Windows, and no
+URL can name a path outside the folder.  ``PageWriter`` streams a body into a
+temporary file in the destination folder and renames it into place when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import IO
+from urllib.parse import unquote_to_bytes
+
+from crawlsel.errors import WriteError
+from crawlsel.http11 import ResponseHead
+from crawlsel.models import DEFAULT_PORTS, Target
+
+INDEX_NAME = "index.html"  # the name wget and curl's --create-dirs users expect for "/"
+MAX_NAME_BYTES = 200  # below every common file system's 255, leaving room for the temp suffix
+_HASH_CHARS = 16
+
+# Characters that may not appear in a file name on at least one of Linux, macOS and
+# Windows, plus "%", which is kept for escapes so that names stay unambiguous.
+_UNSAFE_CHARS = frozenset('<>:"/\\|?*%') | frozenset(chr(c) for c in range(0x20)) | {"\x7f"}
+# RFC 3986 unreserved characters: an escape of one of them means the same URL
+# decoded, so it is decoded; escapes of reserved characters change the URL's
+# meaning (RFC 3986 2.2) and are kept.
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_WINDOWS_RESERVED = frozenset(
+    ["CON", "PRN", "AUX", "NUL"] + [f"COM{i}" for i in range(10)] + [f"LPT{i}" for i in range(10)]
+)
+_OPEN_FLAGS = (
+    os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+)
+
+
+def page_path(target: Target) -> list[str]:
+    """The parts of the path a page is saved under, relative to the output folder."""
+    host = target.host if ":" not in target.host else f"[{target.host}]"
+    if target.port != DEFAULT_PORTS[target.scheme]:
+        host = f"{host}_{target.port}"
+    path, sep, query = target.target.partition("?")
+    segments = _remove_dot_segments(path)
+    if not segments or segments[-1] == "":
+        segments = segments[:-1] + [INDEX_NAME]
+    names = [safe_name(segment) for segment in segments]
+    if sep:
+        names[-1] = safe_name(segments[-1] + "?" + query)
+    return [safe_name(host)] + names
+
+
+def _remove_dot_segments(path: str) -> list[str]:
+    """RFC 3986 5.2.4 on the path's segments; "%2e" counts as "." (as browsers do)."""
+    out: list[str] = []
+    raw = path.split("/")[1:]
+    for i, segment in enumerate(raw):
+        dots = segment.replace("%2e", ".").replace("%2E", ".")
+        last = i == len(raw) - 1
+        if dots == ".":
+            if last:
+                out.append("")
+        elif dots == "..":
+            if out:
+                out.pop()
+            if last:
+                out.append("")
+        else:
+            out.append(segment)
+    return out
+
+
+def safe_name(segment: str) -> str:
+    """One path segment as a portable file name (see the module docstring)."""
+    out: list[str] = []
+    i, n = 0, len(segment)
+    while i < n:
+        ch = segment[i]
+        if ch == "%" and i + 2 < n and _is_hex(segment[i + 1 : i + 3]):
+            escape = segment[i : i + 3]
+            i += 3
+            # Gather a run of escapes: together they may spell one UTF-8 character.
+            run = [escape]
+            while i + 2 < n and segment[i] == "%" and _is_hex(segment[i + 1 : i + 3]):
+                run.append(segment[i : i + 3])
+                i += 3
+            out.append(_decode_escapes(run))
+            continue
+        out.append(_encode_char(ch) if ch in _UNSAFE_CHARS else ch)
+        i += 1
+    name = "".join(out)
+    if name in (".", ".."):
+        name = name.replace(".", "%2E")
+    if name.endswith((".", " ")):  # Windows drops trailing dots and spaces
+        name = name[:-1] + _encode_char(name[-1])
+    if name.split(".", 1)[0].upper() in _WINDOWS_RESERVED:
+        name = _encode_char(name[0]) + name[1:]
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        name = _shorten(name)
+    return name or "%"
+
+
+def _is_hex(text: str) -> bool:
+    return len(text) == 2 and all(c in "0123456789abcdefABCDEF" for c in text)
+
+
+def _decode_escapes(run: list[str]) -> str:
+    """Decode escapes to characters where the result is a safe, unreserved or non-ASCII one."""
+    raw = unquote_to_bytes("".join(run))
+    out: list[str] = []
+    i = 0
+    while i < len(raw):
+        byte = raw[i]
+        if byte < 0x80:
+            ch = chr(byte)
+            out.append(ch if ch in _UNRESERVED else f"%{byte:02X}")
+            i += 1
+            continue
+        length = 2 if byte >> 5 == 0b110 else 3 if byte >> 4 == 0b1110 else 4 if byte >> 3 == 0b11110 else 0
+        try:
+            ch = raw[i : i + length].decode("utf-8") if length else ""
+        except UnicodeDecodeError:
+            ch = ""
+        if ch and ch.isprintable():
+            out.append(ch)
+            i += length
+        else:
+            out.append(f"%{byte:02X}")
+            i += 1
+    return "".join(out)
+
+
+def _encode_char(ch: str) -> str:
+    return "".join(f"%{b:02X}" for b in ch.encode("utf-8"))
+
+
+def _shorten(name: str) -> str:
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:_HASH_CHARS]
+    keep = name.encode("utf-8")[: MAX_NAME_BYTES - _HASH_CHARS - 1].decode("utf-8", "ignore")
+    return f"{keep}~{digest}"
+
+
+class PageFile:
+    """A body being written to a temporary file; ``commit`` renames it into place."""
+
+    __slots__ = ("final", "_tmp", "_fd")
+
+    def __init__(self, final: Path, tmp: Path, fd: int) -> None:
+        self.final = final
+        self._tmp = tmp
+        self._fd = fd
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            self.discard()
+            raise WriteError(f"cannot write {self.final}: {exc.strerror or exc}") from None
+
+    def commit(self) -> str:
+        try:
+            os.close(self._fd)
+            self._fd = -1
+            os.replace(self._tmp, self.final)
+        except OSError as exc:
+            self.discard()
+            raise WriteError(f"cannot save {self.final}: {exc.strerror or exc}") from None
+        return str(self.final)
+
+    def discard(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        try:
+            os.unlink(self._tmp)
+        except FileNotFoundError:
+            pass
+
+
+class PageWriter:
+    """Opens ``PageFile``s for 2xx responses; no two URLs of a run get the same file."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._claimed: dict[str, str] = {}  # case-folded relative path -> URL
+        self._made_dirs: set[Path] = set()
+        self._tmp_ids = itertools.count()
+
+    def open(self, target: Target, head: ResponseHead) -> PageFile | None:
+        if not 200 <= head.status < 300:
+            return None
+        final = self.claim(target)
+        folder = final.parent
+        tmp = folder / f".crawlsel-{os.getpid()}-{next(self._tmp_ids)}.part"
+        try:
+            if folder not in self._made_dirs:
+                folder.mkdir(parents=True, exist_ok=True)
+                self._made_dirs.add(folder)
+            fd = os.open(tmp, _OPEN_FLAGS, 0o644)
+        except OSError as exc:
+            raise WriteError(f"cannot create {final}: {exc.strerror or exc}") from None
+        return PageFile(final, tmp, fd)
+
+    def claim(self, target: Target) -> Path:
+        """The final path for a URL; a second URL wanting the same name gets a suffix.
+
+        Names are compared case-folded, so that a run never overwrites its own
+        pages on a case-insensitive file system (macOS, Windows).
+        """
+        parts = page_path(target)
+        relative = "/".join(parts)
+        owner = self._claimed.setdefault(relative.casefold(), target.url)
+        if owner != target.url:
+            for n in itertools.count(1):
+                candidate = f"{relative}.{n}"
+                if self._claimed.setdefault(candidate.casefold(), target.url) == target.url:
+                    relative = candidate
+                    break
+        return self.root.joinpath(relative)
+
+
+class OrderedOutput:
+    """Bodies to one stream (stdout) in input order while they complete in any order.
+
+    The body whose turn it is goes straight to the stream; later ones wait in
+    spooled temporary files (in memory up to 4 MiB each, then on disk).
+    """
+
+    SPOOL_IN_MEMORY = 4 * 1024 * 1024
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._next = 0
+        self._parts: dict[int, _OutputPart] = {}
+        self._finished: set[int] = set()
+        self.closed = False  # the reader went away (``crawlsel get ... | head``)
+
+    def open(self, target: Target, head: ResponseHead) -> _OutputPart:
+        part = _OutputPart(self, direct=target.index == self._next)
+        self._parts[target.index] = part
+        return part
+
+    def finished(self, index: int) -> None:
+        """Every URL's result passes here, saved or not, so that the order moves on."""
+        self._finished.add(index)
+        if self.closed:
+            return
+        try:
+            while self._next in self._finished:
+                self._finished.discard(self._next)
+                part = self._parts.pop(self._next, None)
+                if part is not None:
+                    part.flush_to(self._stream)
+                self._next += 1
+            upcoming = self._parts.get(self._next)
+            if upcoming is not None:
+                upcoming.flush_to(self._stream)
+                upcoming.direct = True
+            self._stream.flush()
+        except BrokenPipeError:
+            self.closed = True
+
+    def _write(self, data: bytes) -> None:
+        if self.closed:
+            raise WriteError("standard output is closed")
+        try:
+            self._stream.write(data)
+        except BrokenPipeError:
+            self.closed = True
+            raise WriteError("standard output is closed") from None
+        except OSError as exc:
+            raise WriteError(f"cannot write to standard output: {exc.strerror or exc}") from None
+
+
+class _OutputPart:
+    __slots__ = ("_owner", "direct", "_spool")
+
+    def __init__(self, owner: OrderedOutput, direct: bool) -> None:
+        self._owner = owner
+        self.direct = direct
+        self._spool: IO[bytes] | None = None
+
+    def write(self, data: bytes) -> None:
+        if self.direct:
+            self._owner._write(data)
+            return
+        if self._spool is None:
+            self._spool = tempfile.SpooledTemporaryFile(max_size=OrderedOutput.SPOOL_IN_MEMORY)
+        self._spool.write(data)
+
+    def flush_to(self, stream: IO[bytes]) -> None:
+        if self._spool is not None:
+            self._spool.seek(0)
+            shutil.copyfileobj(self._spool, stream)
+            self._spool.close()
+            self._spool = None
+
+    def commit(self) -> str | None:
+        return None
+
+    def discard(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None

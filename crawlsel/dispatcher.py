@@ -110,6 +110,7 @@ class Dispatcher:
         # Read ahead far enough to find other origins' URLs while one origin is at its limit.
         self._max_queued = max(1024, 8 * config.concurrency)
         self.connections_opened = 0
+        self.peak_open = 0
 
     # --- running -------------------------------------------------------------
 
@@ -219,6 +220,7 @@ class Dispatcher:
         )
         origin.conns.append(conn)
         self._open += 1
+        self.peak_open = max(self.peak_open, self._open)
         self.connections_opened += 1
         conn.open()
         return conn

@@ -1,0 +1,167 @@
+"""URL -> file name, and saving pages so that no partial file ever has a final name."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from crawlsel.errors import WriteError
+from crawlsel.http11 import ResponseHead
+from crawlsel.sources import parse_url
+from crawlsel.writer import MAX_NAME_BYTES, OrderedOutput, PageWriter, page_path
+
+
+def rel(url: str) -> str:
+    return "/".join(page_path(parse_url(url)))
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://h/", "h/index.html"),
+        ("http://H.Example.COM/Page", "h.example.com/Page"),
+        ("http://h/a/b/", "h/a/b/index.html"),
+        ("http://h/a/b.html", "h/a/b.html"),
+        ("http://h/?q=1", "h/index.html%3Fq=1"),
+        ("http://h/a?x=1&y=2", "h/a%3Fx=1&y=2"),
+        ("http://h/a?", "h/a%3F"),
+        ("http://h:8080/", "h_8080/index.html"),
+        ("http://h:80/x", "h/x"),
+        ("https://h:443/x", "h/x"),
+        ("https://h:80/x", "h_80/x"),
+        ("http://[::1]:8080/x", "[%3A%3A1]_8080/x"),
+        # hostile paths never leave the host's folder
+        ("http://h/../../etc/passwd", "h/etc/passwd"),
+        ("http://h/%2e%2e/x", "h/x"),
+        ("http://h/%2E%2e/%2e%2E/%2e%2e/x", "h/x"),
+        ("http://h/a/./b/../c", "h/a/c"),
+        ("http://h/a/..", "h/index.html"),
+        ("http://h/a%2F..%2F..%2Fb", "h/a%2F..%2F..%2Fb"),
+        ("http://h/a\\b", "h/a%5Cb"),
+        ("http://h/..\\..\\x", "h/..%5C..%5Cx"),
+        ("http://h/C:/x", "h/C%3A/x"),
+        ("http://h/a%00b", "h/a%00b"),
+        ("http://h/%0d%0a", "h/%0D%0A"),
+        # Windows device names and trailing dots
+        ("http://h/con", "h/%63on"),
+        ("http://h/CON.txt", "h/%43ON.txt"),
+        ("http://h/lpt1", "h/%6Cpt1"),
+        ("http://h/console", "h/console"),
+        ("http://h/name.", "h/name%2E"),
+        # escapes decoded only where the result is a safe, unambiguous name
+        ("http://h/%41%42c", "h/ABc"),
+        ("http://h/caf%C3%A9", "h/café"),
+        ("http://h/café", "h/café"),
+        ("http://h/%FF", "h/%FF"),
+        ("http://h/a%2Fb", "h/a%2Fb"),
+        ("http://h/a%25b", "h/a%25b"),
+        ("http://h/a%3Fb", "h/a%3Fb"),
+        ("http://h/a b", "h/a%20b"),
+        ("http://h/a<b>|c*\"d\"", "h/a%3Cb%3E%7Cc%2A%22d%22"),
+    ],
+)
+def test_url_to_relative_path(url: str, expected: str) -> None:
+    assert rel(url) == expected
+
+
+def test_long_names_are_shortened_with_a_hash() -> None:
+    a = rel("http://h/" + "x" * 300)
+    b = rel("http://h/" + "x" * 301)
+    name_a, name_b = a.split("/")[-1], b.split("/")[-1]
+    assert len(name_a.encode()) == MAX_NAME_BYTES
+    assert name_a != name_b
+    assert name_a.startswith("x" * 150)
+
+
+def test_long_non_ascii_names_are_cut_on_a_character_boundary() -> None:
+    name = rel("http://h/" + "é" * 300).split("/")[-1]
+    assert len(name.encode("utf-8")) <= MAX_NAME_BYTES
+    name.encode("utf-8").decode("utf-8")
+
+
+def head(status: int = 200) -> ResponseHead:
+    return ResponseHead(status, "OK", "1.1", [], True, None, False)
+
+
+def test_page_is_written_under_a_temporary_name_then_renamed(tmp_path: Path) -> None:
+    writer = PageWriter(tmp_path)
+    page = writer.open(parse_url("http://h/a/b.html"), head())
+    assert page is not None
+    page.write(b"part one, ")
+    final = tmp_path / "h" / "a" / "b.html"
+    assert not final.exists()
+    assert [p.name for p in final.parent.iterdir()][0].endswith(".part")
+    page.write(b"part two")
+    assert page.commit() == str(final)
+    assert final.read_bytes() == b"part one, part two"
+    assert [p.name for p in final.parent.iterdir()] == ["b.html"]
+
+
+def test_discarded_page_leaves_nothing(tmp_path: Path) -> None:
+    writer = PageWriter(tmp_path)
+    page = writer.open(parse_url("http://h/x"), head())
+    assert page is not None
+    page.write(b"partial")
+    page.discard()
+    assert list((tmp_path / "h").iterdir()) == []
+
+
+def test_only_2xx_is_saved(tmp_path: Path) -> None:
+    writer = PageWriter(tmp_path)
+    assert writer.open(parse_url("http://h/x"), head(404)) is None
+    assert writer.open(parse_url("http://h/x"), head(301)) is None
+
+
+def test_two_urls_never_share_a_file(tmp_path: Path) -> None:
+    writer = PageWriter(tmp_path)
+    paths = {
+        writer.claim(parse_url(url))
+        for url in ("http://h/", "http://h/index.html", "http://h/A", "http://h/a", "http://h/a")
+    }
+    assert paths == {
+        tmp_path / "h" / "index.html",
+        tmp_path / "h" / "index.html.1",
+        tmp_path / "h" / "A",
+        tmp_path / "h" / "a.1",
+    }
+
+
+def test_write_failure_is_a_write_error(tmp_path: Path) -> None:
+    (tmp_path / "h").write_text("a file where a folder should be")
+    with pytest.raises(WriteError, match="cannot create"):
+        PageWriter(tmp_path).open(parse_url("http://h/x"), head())
+
+
+def test_existing_symlink_at_temp_name_is_not_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    writer = PageWriter(tmp_path / "out")
+    page = writer.open(parse_url("http://h/x"), head())
+    assert page is not None
+    page.write(b"new")
+    (tmp_path / "out" / "h" / "x").symlink_to(victim)
+    page.commit()  # rename replaces the link itself
+    assert victim.read_text() == "keep me"
+    assert (tmp_path / "out" / "h" / "x").read_bytes() == b"new"
+    assert not os.path.islink(tmp_path / "out" / "h" / "x")
+
+
+def test_ordered_output_writes_in_input_order() -> None:
+    stream = io.BytesIO()
+    out = OrderedOutput(stream)
+    targets = [parse_url(f"http://h/{i}", index=i) for i in range(4)]
+    parts = {i: out.open(targets[i], head()) for i in (2, 1, 0)}
+    parts[2].write(b"C")
+    out.finished(2)
+    parts[1].write(b"B")
+    parts[0].write(b"A")
+    assert stream.getvalue() == b"A"  # index 0 streams straight through
+    out.finished(1)
+    assert stream.getvalue() == b"A"
+    out.finished(0)
+    assert stream.getvalue() == b"ABC"
+    out.finished(3)  # failed before any body: the order still moves on
+    assert stream.getvalue() == b"ABC"

@@ -38,7 +38,9 @@ class HeaderType(click.ParamType):
 
     name = "HEADER"
 
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, str]:
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, str]:
         if isinstance(value, tuple):
             return value
         text = str(value)
@@ -57,14 +59,41 @@ class HeaderType(click.ParamType):
         return (name, field_value)
 
 
-def common_options(fn):  # type: ignore[no-untyped-def]
+def common_options(fn):  # noqa: ANN001 - a decorator over Click callbacks
     """Options shared by ``fetch`` and ``get``."""
     options = [
-        click.option("-A", "--user-agent", default=DEFAULT_USER_AGENT, show_default=True, help="User-Agent header."),
-        click.option("-H", "--header", "headers", multiple=True, type=HeaderType(), help="Extra request header 'Name: value' (repeatable)."),
-        click.option("--connect-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True, help="Seconds to wait for a connection."),
-        click.option("--read-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True, help="Longest silence, in seconds, while a response is pending."),
-        click.option("--pipeline", type=click.IntRange(min=1), default=1, show_default=True, help="Requests in flight per keep-alive connection (HTTP/1.1 pipelining)."),
+        click.option(
+            "-A", "--user-agent", default=DEFAULT_USER_AGENT, show_default=True, help="User-Agent header."
+        ),
+        click.option(
+            "-H",
+            "--header",
+            "headers",
+            multiple=True,
+            type=HeaderType(),
+            help="Extra request header 'Name: value' (repeatable).",
+        ),
+        click.option(
+            "--connect-timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            default=10.0,
+            show_default=True,
+            help="Seconds to wait for a connection.",
+        ),
+        click.option(
+            "--read-timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            default=30.0,
+            show_default=True,
+            help="Longest silence, in seconds, while a response is pending.",
+        ),
+        click.option(
+            "--pipeline",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            help="Requests in flight per keep-alive connection (HTTP/1.1 pipelining).",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -85,12 +114,39 @@ def main() -> None:
 
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("sources", nargs=-1, metavar="[SOURCE]...")
-@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("crawled_page"), show_default=True, help="Folder the pages are saved under.")
-@click.option("-c", "--concurrency", type=click.IntRange(min=1), default=64, show_default=True, help="Open connections in total.")
-@click.option("--per-host", type=click.IntRange(min=1), default=8, show_default=True, help="Open connections per origin (scheme, host, port).")
-@click.option("--keep-alive/--no-keep-alive", default=True, show_default=True, help="Reuse connections for further pages of the same origin.")
+@click.option(
+    "-o",
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("crawled_page"),
+    show_default=True,
+    help="Folder the pages are saved under.",
+)
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Open connections in total.",
+)
+@click.option(
+    "--per-host",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Open connections per origin (scheme, host, port).",
+)
+@click.option(
+    "--keep-alive/--no-keep-alive",
+    default=True,
+    show_default=True,
+    help="Reuse connections for further pages of the same origin.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr.")
-@click.option("--json", "json_lines", is_flag=True, help="One JSON object per URL on stdout, in completion order.")
+@click.option(
+    "--json", "json_lines", is_flag=True, help="One JSON object per URL on stdout, in completion order."
+)
 @common_options
 def fetch(
     sources: tuple[str, ...],
@@ -145,8 +201,20 @@ def fetch(
 
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("urls", nargs=-1, required=True, metavar="URL...")
-@click.option("--keep-alive/--no-keep-alive", default=False, show_default=True, help="Send all URLs of one origin over one connection.")
-@click.option("-c", "--concurrency", type=click.IntRange(min=1), default=8, show_default=True, help="Open connections in total.")
+@click.option(
+    "--keep-alive/--no-keep-alive",
+    default=False,
+    show_default=True,
+    help="Send all URLs of one origin over one connection.",
+)
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Open connections in total.",
+)
 @common_options
 def get(
     urls: tuple[str, ...],
@@ -206,7 +274,7 @@ def _argument_targets(urls: tuple[str, ...]) -> list[Target | InvalidLine]:
     return records
 
 
-def _run(config, records, open_sink, on_result, report: RunReport) -> int:  # type: ignore[no-untyped-def]
+def _run(config, records, open_sink, on_result, report: RunReport) -> int:
     loop = EventLoop()
     dispatcher = Dispatcher(loop, config, open_sink, on_result)
     interrupted = False

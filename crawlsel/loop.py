@@ -32,7 +32,9 @@ class Timer:
 
     __slots__ = ("when", "callback", "args", "cancelled", "_loop")
 
-    def __init__(self, loop: EventLoop, when: float, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def __init__(
+        self, loop: EventLoop, when: float, callback: Callable[..., Any], args: tuple[Any, ...]
+    ) -> None:
         self._loop = loop
         self.when = when
         self.callback = callback

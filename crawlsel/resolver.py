@@ -88,7 +88,11 @@ class Resolver:
             if not answer:
                 answer = ResolveError(f"could not resolve host: {host}")
         except socket.gaierror as exc:
-            reason = "" if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5)) else f" ({exc.strerror})"
+            reason = (
+                ""
+                if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5))
+                else f" ({exc.strerror})"
+            )
             answer = ResolveError(f"could not resolve host: {host}{reason}")
         except (OSError, UnicodeError) as exc:
             answer = ResolveError(f"could not resolve host: {host} ({exc})")

@@ -77,9 +77,7 @@ def _ascii_host(host: str) -> str:
         raise InvalidURL("host name is not a valid international domain name") from None
 
 
-def read_targets(
-    sources: Iterable[str], stdin: BinaryIO | None = None
-) -> Iterator[Target | InvalidLine]:
+def read_targets(sources: Iterable[str], stdin: BinaryIO | None = None) -> Iterator[Target | InvalidLine]:
     """Yield one record per non-blank, non-comment line of each source, in order.
 
     ``-`` is standard input.  Every source is checked for readability before the
@@ -119,14 +117,14 @@ def _read_file(name: str, first_index: int) -> Iterator[Target | InvalidLine]:
         yield from _lines_to_records(stream, name, first_index)
 
 
-def _lines_to_records(
-    stream: BinaryIO, name: str, index: int
-) -> Iterator[Target | InvalidLine]:
+def _lines_to_records(stream: BinaryIO, name: str, index: int) -> Iterator[Target | InvalidLine]:
     for line_no, raw in enumerate(_read_lines(stream, name), start=1):
         if line_no == 1 and raw.startswith(_BOM):
             raw = raw[len(_BOM) :]
         if len(raw) > MAX_LINE_BYTES:
-            yield InvalidLine(raw[:80].decode("utf-8", "replace"), "line longer than 64 KiB", name, line_no, index)
+            yield InvalidLine(
+                raw[:80].decode("utf-8", "replace"), "line longer than 64 KiB", name, line_no, index
+            )
             index += 1
             continue
         try:

@@ -197,10 +197,15 @@ def _render(route: Route, method: str, close: bool) -> bytes:
         payload = body
     elif route.framing == "chunked":
         lines.append("Transfer-Encoding: chunked")
-        payload = b"".join(
-            f"{len(body[i:i + route.chunk_size]):x}\r\n".encode() + body[i : i + route.chunk_size] + b"\r\n"
-            for i in range(0, len(body), route.chunk_size)
-        ) + b"0\r\n\r\n"
+        payload = (
+            b"".join(
+                f"{len(body[i : i + route.chunk_size]):x}\r\n".encode()
+                + body[i : i + route.chunk_size]
+                + b"\r\n"
+                for i in range(0, len(body), route.chunk_size)
+            )
+            + b"0\r\n\r\n"
+        )
         if method == "HEAD":
             payload = b""
     else:

@@ -9,11 +9,10 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner, Result
+from servers import HTTPTestServer
 
 from crawlsel.cli import main
-from servers import HTTPTestServer
 
 
 def crawl(*args: str, input: str | None = None) -> Result:
@@ -82,14 +81,14 @@ def test_no_keep_alive_uses_one_connection_per_request_and_never_writes_after_cl
     assert server.late_bytes == []
 
 
-def test_pipelined_responses_in_one_recv_are_split_at_the_right_byte(
-    make_server, tmp_path: Path
-) -> None:
+def test_pipelined_responses_in_one_recv_are_split_at_the_right_byte(make_server, tmp_path: Path) -> None:
     server = make_server(batch=2)
     a = server.add("/a.html", b"first\r\n\r\nHTTP/1.1 200 OK\r\n")
     b = server.add("/b.html", b"second body", framing="chunked", chunk_size=3)
     out = tmp_path / "out"
-    result = crawl("fetch", write_list(tmp_path, [a, b]), "-o", str(out), "--per-host", "1", "--pipeline", "2", "-q")
+    result = crawl(
+        "fetch", write_list(tmp_path, [a, b]), "-o", str(out), "--per-host", "1", "--pipeline", "2", "-q"
+    )
     assert result.exit_code == 0, result.stderr
     assert server.connections == 1
     assert saved(out, server, "a.html") == b"first\r\n\r\nHTTP/1.1 200 OK\r\n"
@@ -127,7 +126,15 @@ def test_invalid_lines_are_reported_with_line_numbers_and_the_rest_saved(
     server: HTTPTestServer, tmp_path: Path
 ) -> None:
     good = server.add("/good.html", b"good")
-    lines = ["# a comment", "", good, "not a url", "ftp://example.invalid/file", "http://bad host/", "http://h:99999/"]
+    lines = [
+        "# a comment",
+        "",
+        good,
+        "not a url",
+        "ftp://example.invalid/file",
+        "http://bad host/",
+        "http://h:99999/",
+    ]
     source = write_list(tmp_path, lines)
     out = tmp_path / "out"
     result = crawl("fetch", source, "-o", str(out), "--json")
@@ -146,7 +153,9 @@ def test_invalid_lines_are_reported_with_line_numbers_and_the_rest_saved(
 def test_json_records_and_exit_status(server: HTTPTestServer, tmp_path: Path) -> None:
     ok = server.add("/ok.html", b"12345")
     missing = server.url("/missing")
-    moved = server.add("/moved", b"", status=301, reason="Moved Permanently", headers=[("Location", "/ok.html")])
+    moved = server.add(
+        "/moved", b"", status=301, reason="Moved Permanently", headers=[("Location", "/ok.html")]
+    )
     out = tmp_path / "out"
     result = crawl("fetch", write_list(tmp_path, [ok, missing, moved]), "-o", str(out), "--json")
     assert result.exit_code == 1
@@ -227,7 +236,9 @@ def test_stalled_server_times_out_and_others_finish(server: HTTPTestServer, tmp_
     stalled = f"http://127.0.0.1:{listener.getsockname()[1]}/stall"
     good = server.add("/good", b"fine")
     out = tmp_path / "out"
-    result = crawl("fetch", write_list(tmp_path, [stalled, good]), "-o", str(out), "--json", "--read-timeout", "0.2")
+    result = crawl(
+        "fetch", write_list(tmp_path, [stalled, good]), "-o", str(out), "--json", "--read-timeout", "0.2"
+    )
     listener.close()
     for sock in accepted:
         sock.close()

@@ -61,7 +61,9 @@ def test_request_bytes() -> None:
 
 def test_request_default_port_and_ipv6_host_and_close() -> None:
     template = RequestTemplate("ua")
-    assert b"Host: example.com\r\n" in template.render("GET", parse_url("http://example.com:80/"), keep_alive=False)
+    assert b"Host: example.com\r\n" in template.render(
+        "GET", parse_url("http://example.com:80/"), keep_alive=False
+    )
     request = template.render("HEAD", parse_url("http://[::1]:8080"), keep_alive=False)
     assert request.startswith(b"HEAD / HTTP/1.1\r\nHost: [::1]:8080\r\n")
     assert request.endswith(b"Connection: close\r\n\r\n")
@@ -105,7 +107,7 @@ def test_framings(data: bytes, eof: bool, status: int, body: bytes) -> None:
 
 
 def test_head_fields() -> None:
-    (status, _, head), = parse(LENGTH).responses
+    ((status, _, head),) = parse(LENGTH).responses
     assert head.status == 200 and head.reason == "OK" and head.version == "1.1"
     assert head.content_length == 12 and not head.chunked and head.keep_alive
     assert head.header("x-a") == "1"
@@ -113,7 +115,7 @@ def test_head_fields() -> None:
 
 
 def test_trailers_are_not_headers() -> None:
-    (_, _, head), = parse(CHUNKED).responses
+    ((_, _, head),) = parse(CHUNKED).responses
     assert head.chunked
     assert head.header("X-Trailer") is None
 
@@ -128,13 +130,13 @@ def test_trailers_are_not_headers() -> None:
     ],
 )
 def test_keep_alive_is_read_from_the_head(data: bytes, keep_alive: bool) -> None:
-    (_, _, head), = parse(data).responses
+    ((_, _, head),) = parse(data).responses
     assert head.keep_alive is keep_alive
 
 
 def test_head_response_has_no_body_and_is_not_reused() -> None:
     rec = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n", methods=("HEAD",))
-    (status, body, head), = rec.responses
+    ((status, body, head),) = rec.responses
     assert (status, body, head.content_length) == (200, b"", 500)
     assert head.keep_alive is False
 

@@ -43,10 +43,19 @@ def test_blank_lines_comments_bom_crlf_and_last_line_without_newline(tmp_path: P
 
 def test_invalid_lines_carry_their_line_number(tmp_path: Path) -> None:
     path = tmp_path / "list.txt"
-    path.write_bytes(b"http://h/a\nnope\n\xff\xfe\nhttp://h/b\n" + b"http://h/" + b"x" * 70000 + b"\nhttp://h/c\n")
+    path.write_bytes(
+        b"http://h/a\nnope\n\xff\xfe\nhttp://h/b\n" + b"http://h/" + b"x" * 70000 + b"\nhttp://h/c\n"
+    )
     records = list(read_targets([str(path)]))
     kinds = [(type(r).__name__, r.line) for r in records]
-    assert kinds == [("Target", 1), ("InvalidLine", 2), ("InvalidLine", 3), ("Target", 4), ("InvalidLine", 5), ("Target", 6)]
+    assert kinds == [
+        ("Target", 1),
+        ("InvalidLine", 2),
+        ("InvalidLine", 3),
+        ("Target", 4),
+        ("InvalidLine", 5),
+        ("Target", 6),
+    ]
     reasons = [r.reason for r in records if isinstance(r, InvalidLine)]
     assert reasons == ["not an absolute http(s) URL", "not valid UTF-8", "line longer than 64 KiB"]
 
@@ -54,7 +63,9 @@ def test_invalid_lines_carry_their_line_number(tmp_path: Path) -> None:
 def test_several_sources_in_order(tmp_path: Path) -> None:
     (tmp_path / "a").write_text("http://h/1\n")
     (tmp_path / "b").write_text("http://h/2\n")
-    records = list(read_targets([str(tmp_path / "a"), "-", str(tmp_path / "b")], stdin=io.BytesIO(b"http://h/s\n")))
+    records = list(
+        read_targets([str(tmp_path / "a"), "-", str(tmp_path / "b")], stdin=io.BytesIO(b"http://h/s\n"))
+    )
     assert [r.url for r in records] == ["http://h/1", "http://h/s", "http://h/2"]
     assert [r.index for r in records] == [0, 1, 2]
 

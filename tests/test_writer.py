@@ -60,7 +60,7 @@ def rel(url: str) -> str:
         ("http://h/a%25b", "h/a%25b"),
         ("http://h/a%3Fb", "h/a%3Fb"),
         ("http://h/a b", "h/a%20b"),
-        ("http://h/a<b>|c*\"d\"", "h/a%3Cb%3E%7Cc%2A%22d%22"),
+        ('http://h/a<b>|c*"d"', "h/a%3Cb%3E%7Cc%2A%22d%22"),
     ],
 )
 def test_url_to_relative_path(url: str, expected: str) -> None:

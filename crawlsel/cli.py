@@ -7,10 +7,12 @@ maps outcomes to exit codes.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -21,6 +23,7 @@ from crawlsel.loop import EventLoop
 from crawlsel.models import DEFAULT_USER_AGENT, Config, FetchResult, InvalidLine, Target
 from crawlsel.report import RunReport, printable
 from crawlsel.sources import check_readable, parse_url, read_targets
+from crawlsel.tls import make_context
 from crawlsel.writer import OrderedOutput, PageWriter
 
 EXIT_CODES_HELP = """\b
@@ -59,8 +62,32 @@ class HeaderType(click.ParamType):
         return (name, field_value)
 
 
-def common_options(fn):  # noqa: ANN001 - a decorator over Click callbacks
-    """Options shared by ``fetch`` and ``get``."""
+class ResolveType(click.ParamType):
+    """``HOST:PORT:ADDR`` as curl's --resolve: connect to ADDR without asking DNS."""
+
+    name = "HOST:PORT:ADDR"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, int, str]:
+        if isinstance(value, tuple):
+            return value
+        host, _, rest = str(value).partition(":")
+        port, _, addr = rest.partition(":")
+        addr = addr.strip("[]")
+        try:
+            ipaddress.ip_address(addr)
+            number = int(port)
+        except ValueError:
+            self.fail(f"{value!r} is not HOST:PORT:ADDRESS with a numeric port and an IP address", param, ctx)
+        if not host or not 0 < number < 65536:
+            self.fail(f"{value!r} is not HOST:PORT:ADDRESS", param, ctx)
+        return (host.lower(), number, addr)
+
+
+def common_options(fn: Any) -> Any:
+    """Options shared by ``fetch`` and ``get`` (they arrive in ``**common``)."""
+    positive = click.FloatRange(min=0, min_open=True)
     options = [
         click.option(
             "-A", "--user-agent", default=DEFAULT_USER_AGENT, show_default=True, help="User-Agent header."
@@ -75,14 +102,14 @@ def common_options(fn):  # noqa: ANN001 - a decorator over Click callbacks
         ),
         click.option(
             "--connect-timeout",
-            type=click.FloatRange(min=0, min_open=True),
+            type=positive,
             default=10.0,
             show_default=True,
-            help="Seconds to wait for a connection.",
+            help="Seconds to wait for a connection and its TLS handshake.",
         ),
         click.option(
             "--read-timeout",
-            type=click.FloatRange(min=0, min_open=True),
+            type=positive,
             default=30.0,
             show_default=True,
             help="Longest silence, in seconds, while a response is pending.",
@@ -94,10 +121,36 @@ def common_options(fn):  # noqa: ANN001 - a decorator over Click callbacks
             show_default=True,
             help="Requests in flight per keep-alive connection (HTTP/1.1 pipelining).",
         ),
+        click.option(
+            "--cacert",
+            type=click.Path(exists=True, dir_okay=False),
+            help="Also trust the CA certificates in this PEM file.",
+        ),
+        click.option("-k", "--insecure", is_flag=True, help="Do not verify TLS certificates."),
+        click.option(
+            "--resolve",
+            "pinned",
+            multiple=True,
+            type=ResolveType(),
+            help="Connect to ADDR for HOST:PORT without DNS (repeatable).",
+        ),
+        click.option("-4", "ip_version", flag_value=4, help="Use IPv4 addresses only."),
+        click.option("-6", "ip_version", flag_value=6, help="Use IPv6 addresses only."),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+def _config(common: dict[str, Any], **specific: Any) -> Config:
+    if common["cacert"]:
+        try:
+            make_context(cacert=common["cacert"])
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--cacert") from None
+    if common["insecure"]:
+        click.echo("crawlsel: warning: --insecure: TLS certificates are not verified", err=True)
+    return Config(**common, **specific)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
@@ -156,11 +209,7 @@ def fetch(
     keep_alive: bool,
     quiet: bool,
     json_lines: bool,
-    user_agent: str,
-    headers: tuple[tuple[str, str], ...],
-    connect_timeout: float,
-    read_timeout: float,
-    pipeline: int,
+    **common: Any,
 ) -> None:
     """Fetch the URLs listed in SOURCE files and save each body under the output folder.
 
@@ -173,17 +222,6 @@ def fetch(
       crawlsel fetch urls.txt -o pages
       grep example.org big-list.txt | crawlsel fetch - --json | jq .path
     """
-    config = Config(
-        output_dir=output_dir,
-        concurrency=concurrency,
-        per_host=per_host,
-        keep_alive=keep_alive,
-        pipeline=pipeline,
-        user_agent=user_agent,
-        headers=headers,
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
-    )
     sources = sources or ("urls.txt",)
     for name in sources:
         if name != "-":
@@ -192,11 +230,12 @@ def fetch(
             except SourceError as exc:
                 click.echo(f"crawlsel: error: {exc}", err=True)
                 sys.exit(ExitStatus.USAGE)
-    records = read_targets(sources)
+    config = _config(
+        common, output_dir=output_dir, concurrency=concurrency, per_host=per_host, keep_alive=keep_alive
+    )
     report = RunReport(json_out=sys.stdout if json_lines else None, quiet=quiet)
     writer = PageWriter(config.output_dir)
-    status = _run(config, records, writer.open, report.on_result, report)
-    sys.exit(status)
+    sys.exit(_run(config, read_targets(sources), writer.open, report.on_result, report))
 
 
 @main.command(epilog=EXIT_CODES_HELP)
@@ -216,16 +255,7 @@ def fetch(
     help="Open connections in total.",
 )
 @common_options
-def get(
-    urls: tuple[str, ...],
-    keep_alive: bool,
-    concurrency: int,
-    user_agent: str,
-    headers: tuple[tuple[str, str], ...],
-    connect_timeout: float,
-    read_timeout: float,
-    pipeline: int,
-) -> None:
+def get(urls: tuple[str, ...], keep_alive: bool, concurrency: int, **common: Any) -> None:
     """Write the bodies of URLs to stdout, bytes exact, in the order given.
 
     Errors go to stderr, one line per URL.  Without --keep-alive every request is
@@ -236,19 +266,14 @@ def get(
       crawlsel get http://127.0.0.1:8000/ | grep -i title
       crawlsel get --keep-alive http://h/a.html http://h/b.html > both.html
     """
-    config = Config(
+    config = _config(
+        common,
         concurrency=concurrency,
         per_host=1 if keep_alive else concurrency,
         keep_alive=keep_alive,
-        pipeline=pipeline,
-        user_agent=user_agent,
-        headers=headers,
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
     )
     output = OrderedOutput(sys.stdout.buffer)
     report = RunReport(quiet=True)
-    records = _argument_targets(urls)
 
     def on_result(result: FetchResult) -> None:
         report.on_result(result)
@@ -256,7 +281,7 @@ def get(
             click.echo(f"crawlsel: {printable(result.url)}: {printable(result.error)}", err=True)
         output.finished(result.index)
 
-    status = _run(config, records, output.open, on_result, report)
+    status = _run(config, _argument_targets(urls), output.open, on_result, report)
     if output.closed:
         # The reader went away (| head): as cat, stop quietly.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -274,7 +299,7 @@ def _argument_targets(urls: tuple[str, ...]) -> list[Target | InvalidLine]:
     return records
 
 
-def _run(config, records, open_sink, on_result, report: RunReport) -> int:
+def _run(config: Config, records: Any, open_sink: Any, on_result: Any, report: RunReport) -> int:
     loop = EventLoop()
     dispatcher = Dispatcher(loop, config, open_sink, on_result)
     interrupted = False

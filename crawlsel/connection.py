@@ -2,10 +2,11 @@
 
 States and the only transitions allowed between them::
 
-    CONNECTING -> SENDING | IDLE | CLOSED
-    SENDING    -> RECEIVING | CLOSED
-    RECEIVING  -> SENDING | IDLE | CLOSED
-    IDLE       -> SENDING | CLOSED
+    CONNECTING  -> HANDSHAKING | SENDING | IDLE | CLOSED
+    HANDSHAKING -> SENDING | IDLE | CLOSED        (https only)
+    SENDING     -> RECEIVING | CLOSED
+    RECEIVING   -> SENDING | IDLE | CLOSED
+    IDLE        -> SENDING | CLOSED
 
 A connection carries *exchanges* (one request each, supplied by the dispatcher)
 in order; with pipelining several may be in flight.  It never decides what to
@@ -20,6 +21,7 @@ import errno
 import itertools
 import os
 import socket
+import ssl
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
@@ -27,9 +29,11 @@ from typing import Protocol
 from crawlsel.errors import ConnectError, ConnectionClosed, CrawlError, ProtocolError, Timeout
 from crawlsel.http11 import ResponseHead, ResponseParser, UnexpectedData
 from crawlsel.loop import EVENT_READ, EVENT_WRITE, EventLoop, Timer
+from crawlsel.tls import describe
 
-# "Try again when the selector says so" (asyncio/selector_events.py uses the same pair).
-WOULD_BLOCK = (BlockingIOError, InterruptedError)
+# "Try again when the selector says so" (asyncio/selector_events.py uses the same
+# pair); TLS adds its own two, raised when a record is incomplete in either direction.
+WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 Address = tuple[int, tuple]  # (socket family, sockaddr)
 Tracer = Callable[[int, str], None]
@@ -37,6 +41,7 @@ Tracer = Callable[[int, str], None]
 
 class State(enum.Enum):
     CONNECTING = "connecting"
+    HANDSHAKING = "handshaking"
     SENDING = "sending"
     RECEIVING = "receiving"
     IDLE = "idle"
@@ -44,7 +49,8 @@ class State(enum.Enum):
 
 
 _TRANSITIONS: dict[State, frozenset[State]] = {
-    State.CONNECTING: frozenset({State.SENDING, State.IDLE, State.CLOSED}),
+    State.CONNECTING: frozenset({State.HANDSHAKING, State.SENDING, State.IDLE, State.CLOSED}),
+    State.HANDSHAKING: frozenset({State.SENDING, State.IDLE, State.CLOSED}),
     State.SENDING: frozenset({State.RECEIVING, State.CLOSED}),
     State.RECEIVING: frozenset({State.SENDING, State.IDLE, State.CLOSED}),
     State.IDLE: frozenset({State.SENDING, State.CLOSED}),
@@ -104,6 +110,7 @@ class Connection:
         "_connect_timeout",
         "_read_timeout",
         "_trace",
+        "_tls",
     )
 
     def __init__(
@@ -116,12 +123,13 @@ class Connection:
         *,
         connect_timeout: float,
         read_timeout: float,
+        tls: ssl.SSLContext | None = None,
         trace: Tracer | None = None,
     ) -> None:
         self.id = next(_ids)
         self.origin = origin
         self.state = State.CONNECTING
-        self.sock: socket.socket | None = None
+        self.sock: socket.socket | ssl.SSLSocket | None = None
         self.fd = -1
         self.responses = 0  # completed exchanges: > 0 means the connection was reused
         self.reusable = True
@@ -140,6 +148,7 @@ class Connection:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._trace = trace
+        self._tls = tls
         self.last_activity = loop.time()
 
     def __repr__(self) -> str:
@@ -204,7 +213,7 @@ class Connection:
             self._out = memoryview(bytes(self._out) + exchange.request)
         else:
             self._out = memoryview(exchange.request)
-        if self.state is State.CONNECTING:
+        if self.state in (State.CONNECTING, State.HANDSHAKING):
             return
         if self._timer is None:
             self.last_activity = self._loop.time()
@@ -239,6 +248,9 @@ class Connection:
             if self.state is State.CONNECTING:
                 self._finish_connect()
                 return
+            if self.state is State.HANDSHAKING:
+                self._handshake()
+                return
             if mask & EVENT_WRITE and self._out:
                 self._send()
             if mask & EVENT_READ and self.state is not State.CLOSED:
@@ -262,9 +274,41 @@ class Connection:
                 self._connect_next()
                 return
             raise ConnectError(_connect_message(self._sockaddr, err))
-        self.last_activity = self._loop.time()
         if self._trace:
             self._trace(self.fd, "EVENT_WRITE -> connected")
+        if self._tls is None:
+            self._ready_for_requests()
+            return
+        # The TLS layer wraps the same file descriptor; the selector is told of the
+        # new object so that ``key.fileobj`` stays the socket that is read.
+        self._loop.unregister(self.sock)
+        self.sock = self._tls.wrap_socket(
+            self.sock, server_hostname=self.origin[1], do_handshake_on_connect=False
+        )
+        self._loop.register(self.sock, EVENT_WRITE, self)
+        self._to(State.HANDSHAKING)
+        self._handshake()
+
+    def _handshake(self) -> None:
+        assert isinstance(self.sock, ssl.SSLSocket)
+        try:
+            self.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._want(EVENT_READ)
+            return
+        except ssl.SSLWantWriteError:
+            self._want(EVENT_WRITE)
+            return
+        except ssl.SSLError as exc:
+            raise describe(exc) from None
+        except OSError as exc:
+            raise ConnectError(f"connection lost during the TLS handshake ({exc.strerror or exc})") from None
+        if self._trace:
+            self._trace(self.fd, f"TLS handshake done ({self.sock.version()})")
+        self._ready_for_requests()
+
+    def _ready_for_requests(self) -> None:
+        self.last_activity = self._loop.time()
         if self._inflight:
             self._arm_timer(self._read_timeout)
             self._to(State.SENDING)
@@ -296,16 +340,29 @@ class Connection:
             self._want(EVENT_READ)
 
     def _receive(self) -> None:
-        assert self.sock is not None
-        try:
-            n = self.sock.recv_into(self._buf)
-        except WOULD_BLOCK:
-            return
-        except OSError as exc:
-            raise ConnectionClosed(
-                f"connection reset by server ({exc.strerror or exc})",
-                response_started=self._parser.response_started,
-            ) from None
+        sock = self.sock
+        assert sock is not None
+        while True:
+            try:
+                n = sock.recv_into(self._buf)
+            except WOULD_BLOCK:
+                return
+            except ssl.SSLError as exc:
+                raise ConnectionClosed(
+                    f"TLS error while receiving ({exc.reason or exc})",
+                    response_started=self._parser.response_started,
+                ) from None
+            except OSError as exc:
+                raise ConnectionClosed(
+                    f"connection reset by server ({exc.strerror or exc})",
+                    response_started=self._parser.response_started,
+                ) from None
+            self._received(n)
+            # TLS may hold decrypted bytes the selector cannot see: drain them now.
+            if self.state is State.CLOSED or not isinstance(sock, ssl.SSLSocket) or not sock.pending():
+                return
+
+    def _received(self, n: int) -> None:
         self.last_activity = self._loop.time()
         parser = self._parser
         if n == 0:
@@ -397,6 +454,9 @@ class Connection:
         self._timer = None
         if self.state is State.CONNECTING:
             self._lose(Timeout(f"connect timed out after {self._connect_timeout:g} s"))
+            return
+        if self.state is State.HANDSHAKING:
+            self._lose(Timeout(f"TLS handshake timed out after {self._connect_timeout:g} s"))
             return
         if not self._inflight:
             return

@@ -9,6 +9,8 @@ turns every URL into exactly one ``FetchResult``.  It never parses bytes.
 
 from __future__ import annotations
 
+import socket
+import ssl
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -20,6 +22,7 @@ from crawlsel.http11 import RequestTemplate, ResponseHead
 from crawlsel.loop import EventLoop
 from crawlsel.models import Config, FetchResult, InvalidLine, Target
 from crawlsel.resolver import Answer, Resolver
+from crawlsel.tls import make_context
 
 RECV_BUFFER_BYTES = 256 * 1024  # one buffer for every recv_into of the run
 
@@ -94,7 +97,12 @@ class Dispatcher:
         self._config = config
         self._open_sink = open_sink
         self._on_result = on_result
-        self._resolver = resolver or Resolver(loop)
+        self._resolver = resolver or Resolver(
+            loop,
+            family={4: socket.AF_INET, 6: socket.AF_INET6}.get(config.ip_version or 0, socket.AF_UNSPEC),
+            pinned={(host, port): addr for host, port, addr in config.pinned},
+        )
+        self._tls: ssl.SSLContext | None = None
         self._method = method
         self._trace = trace
         self._template = RequestTemplate(config.user_agent, config.headers)
@@ -216,6 +224,7 @@ class Dispatcher:
             self._buffer,
             connect_timeout=config.connect_timeout,
             read_timeout=config.read_timeout,
+            tls=self._tls_context() if origin.key[0] == "https" else None,
             trace=self._trace,
         )
         origin.conns.append(conn)
@@ -224,6 +233,11 @@ class Dispatcher:
         self.connections_opened += 1
         conn.open()
         return conn
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._tls is None:  # built once, on the first https origin
+            self._tls = make_context(cacert=self._config.cacert, insecure=self._config.insecure)
+        return self._tls
 
     def _start(self, conn: Connection, job: Job) -> None:
         self._queued -= 1

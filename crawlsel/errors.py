@@ -37,6 +37,12 @@ class ResolveError(CrawlError):
     kind = "dns"
 
 
+class TLSError(CrawlError):
+    """Handshake or certificate failure; never retried."""
+
+    kind = "tls"
+
+
 class Timeout(CrawlError):
     kind = "timeout"
 

@@ -166,6 +166,8 @@ class ResponseParser:
             if not self._started and not self._pending:
                 # llhttp refuses bytes after a "Connection: close" response.
                 raise UnexpectedData("server sent data after the end of the response") from None
+            if bytes(data[:2]) in (b"\x15\x03", b"\x16\x03"):
+                raise ProtocolError("server answered with TLS: is this an https:// URL?") from None
             raise ProtocolError(f"invalid HTTP response: {_llhttp_message(exc)}") from None
         if not self._headers_done and self._started and self._head_bytes > MAX_HEAD_BYTES:
             raise ProtocolError(f"response head larger than {MAX_HEAD_BYTES // 1024} KiB")

@@ -59,6 +59,10 @@ class Config:
     headers: tuple[tuple[str, str], ...] = ()
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
+    cacert: str | None = None
+    insecure: bool = False
+    ip_version: int | None = None  # 4 or 6 to restrict addresses to one family
+    pinned: tuple[tuple[str, int, str], ...] = ()  # --resolve HOST:PORT:ADDR
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ records any byte a client writes after the server has answered "close".
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -59,11 +60,14 @@ class HTTPTestServer:
         batch: int = 1,
         family: int = socket.AF_INET,
         gauge: Gauge | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[Request] = []
         self.connections = 0
         self.gauge = gauge or Gauge()
+        self.tls = tls
+        self.handshakes = 0
         self.late_bytes: list[bytes] = []  # written by a client after a "close" response
         self.idle_timeout = idle_timeout
         self.batch = batch  # answer this many requests in one send (pipelining tests)
@@ -76,7 +80,7 @@ class HTTPTestServer:
         self._sock.listen(1024)
         self.port = self._sock.getsockname()[1]
         host = "127.0.0.1" if family == socket.AF_INET else "[::1]"
-        self.base = f"http://{host}:{self.port}"
+        self.base = f"{'https' if tls else 'http'}://{host}:{self.port}"
         self._threads: list[threading.Thread] = []
         self._closing = False
         self._accepter = threading.Thread(target=self._accept_loop, daemon=True)
@@ -122,6 +126,10 @@ class HTTPTestServer:
         buf = b""
         answered = 0
         try:
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+                with self._lock:
+                    self.handshakes += 1
             while True:
                 batch: list[tuple[Request, bool]] = []
                 while len(batch) < self.batch:
@@ -157,7 +165,7 @@ class HTTPTestServer:
                 if close_now:
                     self._finish_close(conn)
                     return
-        except (OSError, TimeoutError):
+        except (OSError, TimeoutError):  # includes ssl.SSLError from a refused handshake
             return
         finally:
             conn.close()

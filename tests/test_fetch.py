@@ -10,9 +10,10 @@ import time
 from pathlib import Path
 
 from click.testing import CliRunner, Result
-from servers import HTTPTestServer
 
 from crawlsel.cli import main
+
+from servers import HTTPTestServer
 
 
 def crawl(*args: str, input: str | None = None) -> Result:

@@ -7,9 +7,12 @@ maps outcomes to exit codes.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import re
+import resource
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,9 +22,10 @@ import click
 from crawlsel import __version__
 from crawlsel.dispatcher import Dispatcher
 from crawlsel.errors import ExitStatus, InvalidURL, SourceError
+from crawlsel.http11 import ResponseHead
 from crawlsel.loop import EventLoop
 from crawlsel.models import DEFAULT_USER_AGENT, Config, FetchResult, InvalidLine, Target
-from crawlsel.report import RunReport, printable
+from crawlsel.report import RunReport, TraceWriter, printable
 from crawlsel.sources import check_readable, parse_url, read_targets
 from crawlsel.tls import make_context
 from crawlsel.writer import OrderedOutput, PageWriter
@@ -85,6 +89,21 @@ class ResolveType(click.ParamType):
         return (host.lower(), number, addr)
 
 
+class SizeType(click.ParamType):
+    """A byte count with an optional K, M or G suffix (powers of 1024)."""
+
+    name = "SIZE"
+    _units = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        match = re.fullmatch(r"\s*(\d+)\s*([kmgKMG]?)i?[bB]?\s*", str(value))
+        if not match:
+            self.fail(f"{value!r} is not a size such as 500K, 20M or 1G", param, ctx)
+        return int(match.group(1)) * self._units[match.group(2).lower()]
+
+
 def common_options(fn: Any) -> Any:
     """Options shared by ``fetch`` and ``get`` (they arrive in ``**common``)."""
     positive = click.FloatRange(min=0, min_open=True)
@@ -136,6 +155,74 @@ def common_options(fn: Any) -> Any:
         ),
         click.option("-4", "ip_version", flag_value=4, help="Use IPv4 addresses only."),
         click.option("-6", "ip_version", flag_value=6, help="Use IPv6 addresses only."),
+        click.option(
+            "--timeout",
+            type=positive,
+            default=120.0,
+            show_default=True,
+            help="Seconds for a whole URL, retries and redirects included.",
+        ),
+        click.option(
+            "--speed-limit",
+            type=click.IntRange(min=0),
+            default=0,
+            help="Abort a transfer slower than this many bytes/s ...",
+        ),
+        click.option(
+            "--speed-time",
+            type=positive,
+            default=30.0,
+            show_default=True,
+            help="... for this many seconds (as curl -Y/-y).",
+        ),
+        click.option(
+            "--retries",
+            type=click.IntRange(min=0),
+            default=2,
+            show_default=True,
+            help="Retries after connect errors, resets, timeouts and 408/429/5xx.",
+        ),
+        click.option(
+            "--retry-delay",
+            type=click.FloatRange(min=0),
+            default=1.0,
+            show_default=True,
+            help="First backoff in seconds; doubles each retry, with jitter.",
+        ),
+        click.option(
+            "--max-retry-wait",
+            type=click.FloatRange(min=0),
+            default=60.0,
+            show_default=True,
+            help="Longest wait honoured from Retry-After.",
+        ),
+        click.option(
+            "--follow/--no-follow",
+            default=True,
+            show_default=True,
+            help="Follow redirects (301, 302, 303, 307, 308).",
+        ),
+        click.option(
+            "--max-redirects",
+            type=click.IntRange(min=0),
+            default=10,
+            show_default=True,
+            help="Redirects followed per URL.",
+        ),
+        click.option(
+            "--max-size",
+            type=SizeType(),
+            default="1G",
+            show_default=True,
+            help="Largest body saved, after decoding (K, M, G suffixes).",
+        ),
+        click.option(
+            "--compressed/--no-compressed",
+            default=True,
+            show_default=True,
+            help="Ask for gzip/deflate and save decoded bytes.",
+        ),
+        click.option("--trace", is_flag=True, help="Print every selector event and state change on stderr."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -150,7 +237,8 @@ def _config(common: dict[str, Any], **specific: Any) -> Config:
             raise click.BadParameter(str(exc), param_hint="--cacert") from None
     if common["insecure"]:
         click.echo("crawlsel: warning: --insecure: TLS certificates are not verified", err=True)
-    return Config(**common, **specific)
+    fields = {k: v for k, v in common.items() if k != "trace"}
+    return Config(**fields, **specific)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
@@ -160,8 +248,10 @@ def main() -> None:
 
     \b
     Examples:
-      crawlsel fetch urls.txt                 save every page under crawled_page/
-      crawlsel get http://example.com/ | less print one page's body
+      crawlsel fetch urls.txt                  save every page under crawled_page/
+      crawlsel get https://example.org/ | less print one page's body
+
+    Shell completion (bash): eval "$(_CRAWLSEL_COMPLETE=bash_source crawlsel)"
     """
 
 
@@ -196,7 +286,11 @@ def main() -> None:
     show_default=True,
     help="Reuse connections for further pages of the same origin.",
 )
+@click.option(
+    "--skip-existing", is_flag=True, help="Do not fetch URLs whose file already exists (resume a run)."
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr.")
+@click.option("--no-progress", is_flag=True, help="No live progress display (the summary is still printed).")
 @click.option(
     "--json", "json_lines", is_flag=True, help="One JSON object per URL on stdout, in completion order."
 )
@@ -207,20 +301,24 @@ def fetch(
     concurrency: int,
     per_host: int,
     keep_alive: bool,
+    skip_existing: bool,
     quiet: bool,
+    no_progress: bool,
     json_lines: bool,
     **common: Any,
 ) -> None:
     """Fetch the URLs listed in SOURCE files and save each body under the output folder.
 
     SOURCE has one URL per line; blank lines and lines starting with # are skipped;
-    - reads standard input.  Without SOURCE, urls.txt is read.  Pages are saved as
-    OUTPUT/HOST[_PORT]/PATH ("/" as index.html); only 2xx responses are saved.
+    - reads standard input as lines arrive.  Without SOURCE, urls.txt is read.
+    Pages are saved as OUTPUT/HOST[_PORT]/PATH ("/" as index.html); only 2xx
+    responses are saved, each under the name of the URL as listed.
 
     \b
     Examples:
       crawlsel fetch urls.txt -o pages
-      grep example.org big-list.txt | crawlsel fetch - --json | jq .path
+      crawlsel fetch urls.txt --skip-existing        finish an interrupted run
+      tail -f new-urls | crawlsel fetch - --json | jq -r .path
     """
     sources = sources or ("urls.txt",)
     for name in sources:
@@ -228,14 +326,31 @@ def fetch(
             try:
                 check_readable(name)
             except SourceError as exc:
-                click.echo(f"crawlsel: error: {exc}", err=True)
-                sys.exit(ExitStatus.USAGE)
+                _usage_exit(str(exc))
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _usage_exit(f"cannot create output folder {output_dir}: {exc.strerror or exc}")
+    if not os.access(output_dir, os.W_OK | os.X_OK):
+        _usage_exit(f"cannot write to output folder {output_dir}: permission denied")
     config = _config(
         common, output_dir=output_dir, concurrency=concurrency, per_host=per_host, keep_alive=keep_alive
     )
-    report = RunReport(json_out=sys.stdout if json_lines else None, quiet=quiet)
+    trace = common["trace"]
+    report = RunReport(
+        json_out=sys.stdout if json_lines else None, quiet=quiet, progress=not (no_progress or trace)
+    )
     writer = PageWriter(config.output_dir)
-    sys.exit(_run(config, read_targets(sources), writer.open, report.on_result, report))
+    status = _run(
+        config,
+        read_targets(sources),
+        writer.open,
+        report.on_result,
+        report,
+        prepare=writer.prepare if not skip_existing else writer.existing,
+        trace=trace,
+    )
+    sys.exit(status)
 
 
 @main.command(epilog=EXIT_CODES_HELP)
@@ -254,39 +369,93 @@ def fetch(
     show_default=True,
     help="Open connections in total.",
 )
+@click.option(
+    "-i", "--include", is_flag=True, help="Print the status line and headers before each body (as curl -i)."
+)
+@click.option(
+    "-I", "--head", "head_only", is_flag=True, help="Send HEAD and print only the status line and headers."
+)
+@click.option(
+    "-o",
+    "--output",
+    "output_file",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write to FILE instead of stdout.",
+)
+@click.option(
+    "-f",
+    "--fail",
+    "fail_quietly",
+    is_flag=True,
+    help="Print nothing for a response with status >= 400 (as curl -f).",
+)
+@click.option("-s", "--silent", is_flag=True, help="No error messages on stderr.")
 @common_options
-def get(urls: tuple[str, ...], keep_alive: bool, concurrency: int, **common: Any) -> None:
+def get(
+    urls: tuple[str, ...],
+    keep_alive: bool,
+    concurrency: int,
+    include: bool,
+    head_only: bool,
+    output_file: str | None,
+    fail_quietly: bool,
+    silent: bool,
+    **common: Any,
+) -> None:
     """Write the bodies of URLs to stdout, bytes exact, in the order given.
 
     Errors go to stderr, one line per URL.  Without --keep-alive every request is
-    sent with "Connection: close" on a connection of its own.
+    sent with "Connection: close" on a connection of its own; with it, all URLs of
+    an origin share one connection and the command returns as soon as the last
+    response is complete.
 
     \b
     Examples:
-      crawlsel get http://127.0.0.1:8000/ | grep -i title
-      crawlsel get --keep-alive http://h/a.html http://h/b.html > both.html
+      crawlsel get https://example.org/ | grep -i title
+      crawlsel get -i --keep-alive --trace http://h/a.html http://h/b.html
     """
     config = _config(
         common,
         concurrency=concurrency,
         per_host=1 if keep_alive else concurrency,
         keep_alive=keep_alive,
+        method="HEAD" if head_only else "GET",
+        dedupe=False,
     )
-    output = OrderedOutput(sys.stdout.buffer)
+    stream = open(output_file, "wb") if output_file else sys.stdout.buffer  # noqa: SIM115
+    escape = not output_file and sys.stdout.isatty()
+    output = OrderedOutput(stream)
     report = RunReport(quiet=True)
+
+    def open_sink(target: Target, head: ResponseHead) -> Any:
+        if fail_quietly and head.status >= 400:
+            return None
+        part = output.open(target, head)
+        if include or head_only:
+            part.write(_head_bytes(head, escape))
+        return part
 
     def on_result(result: FetchResult) -> None:
         report.on_result(result)
-        if result.error is not None and not output.closed:
+        if result.error is not None and not output.closed and not silent:
             click.echo(f"crawlsel: {printable(result.url)}: {printable(result.error)}", err=True)
         output.finished(result.index)
 
-    status = _run(config, _argument_targets(urls), output.open, on_result, report)
+    status = _run(config, _argument_targets(urls), open_sink, on_result, report, trace=common["trace"])
+    if output_file:
+        stream.close()
     if output.closed:
         # The reader went away (| head): as cat, stop quietly.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
     sys.exit(status)
+
+
+def _head_bytes(head: ResponseHead, escape: bool) -> bytes:
+    lines = [f"HTTP/{head.version} {head.status} {head.reason}".rstrip()]
+    lines += [f"{name.decode('latin-1')}: {value.decode('latin-1')}" for name, value in head.headers]
+    text = "\r\n".join(printable(line) if escape else line for line in lines) + "\r\n\r\n"
+    return text.encode("latin-1", "replace")
 
 
 def _argument_targets(urls: tuple[str, ...]) -> list[Target | InvalidLine]:
@@ -299,24 +468,101 @@ def _argument_targets(urls: tuple[str, ...]) -> list[Target | InvalidLine]:
     return records
 
 
-def _run(config: Config, records: Any, open_sink: Any, on_result: Any, report: RunReport) -> int:
+def _usage_exit(message: str) -> None:
+    click.echo(f"crawlsel: error: {printable(message)}", err=True)
+    sys.exit(ExitStatus.USAGE)
+
+
+def _fit_open_files(config: Config) -> Config:
+    """Raise the soft open-file limit to what --concurrency needs, or clamp concurrency."""
+    needed = config.concurrency + 64  # stdio, selector, wake-up pair, resolver, files being written
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+        if soft < needed:
+            clamped = max(1, soft - 64)
+            click.echo(
+                f"crawlsel: warning: the open-file limit is {soft}; "
+                f"--concurrency lowered from {config.concurrency} to {clamped}",
+                err=True,
+            )
+            return dataclasses.replace(config, concurrency=clamped, per_host=min(config.per_host, clamped))
+    return config
+
+
+def _run(
+    config: Config,
+    records: Any,
+    open_sink: Any,
+    on_result: Any,
+    report: RunReport,
+    *,
+    prepare: Any = None,
+    trace: bool = False,
+) -> int:
+    config = _fit_open_files(config)
     loop = EventLoop()
-    dispatcher = Dispatcher(loop, config, open_sink, on_result)
-    interrupted = False
+    state = {"interrupted": False}
+
+    def stop_on_output_closed(result: FetchResult) -> None:
+        on_result(result)
+        if report.json_closed:
+            dispatcher.stop()
+
+    dispatcher = Dispatcher(
+        loop, config, open_sink, stop_on_output_closed, skip=prepare, trace=TraceWriter() if trace else None
+    )
+
+    def interrupt(signum: int, frame: object) -> None:
+        # First Ctrl-C (or SIGTERM): stop starting requests, clean up, summarise.
+        # A second one gets the default action and ends the process at once.
+        state["interrupted"] = True
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        dispatcher.stop()
+
+    def refresh() -> None:
+        report.tick(dispatcher.open_connections)
+        ticker[0] = loop.call_later(0.1, refresh)
+
+    ticker = [loop.call_later(0.1, refresh)] if report.live else []
+    previous = _install_signals(interrupt, loop)
     try:
         dispatcher.run(records)
     except SourceError as exc:
         report.close(summary=False)
         click.echo(f"crawlsel: error: {exc}", err=True)
         return ExitStatus.USAGE
-    except KeyboardInterrupt:
-        interrupted = True
     finally:
+        if ticker:
+            ticker[0].cancel()
+        _restore_signals(previous)
         loop.close()
-    report.close(interrupted=interrupted)
-    if interrupted:
+    report.close(interrupted=state["interrupted"], connections=dispatcher.connections_by_host)
+    if state["interrupted"]:
         return ExitStatus.INTERRUPTED
-    return ExitStatus.FAILED if report.failed else ExitStatus.OK
+    return ExitStatus.FAILED if report.failed or report.json_closed else ExitStatus.OK
+
+
+def _install_signals(handler: Any, loop: EventLoop) -> Any:
+    try:
+        previous = (signal.signal(signal.SIGINT, handler), signal.signal(signal.SIGTERM, handler))
+    except ValueError:  # not the main thread: leave signals alone
+        return None
+    loop.wake_on_signals()
+    return previous
+
+
+def _restore_signals(previous: Any) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+        signal.set_wakeup_fd(-1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,7 +26,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from crawlsel.errors import ConnectError, ConnectionClosed, CrawlError, ProtocolError, Timeout
+from crawlsel.errors import (
+    ConnectError,
+    ConnectionClosed,
+    ConnectionReset,
+    CrawlError,
+    ProtocolError,
+    Timeout,
+)
 from crawlsel.http11 import ResponseHead, ResponseParser, UnexpectedData
 from crawlsel.loop import EVENT_READ, EVENT_WRITE, EventLoop, Timer
 from crawlsel.tls import describe
@@ -110,7 +117,14 @@ class Connection:
         "_connect_timeout",
         "_read_timeout",
         "_trace",
+        "_notes",
+        "_event",
         "_tls",
+        "_speed_limit",
+        "_speed_time",
+        "_speed_timer",
+        "bytes_in",
+        "_bytes_checked",
     )
 
     def __init__(
@@ -123,6 +137,8 @@ class Connection:
         *,
         connect_timeout: float,
         read_timeout: float,
+        speed_limit: int = 0,
+        speed_time: float = 30.0,
         tls: ssl.SSLContext | None = None,
         trace: Tracer | None = None,
     ) -> None:
@@ -148,7 +164,14 @@ class Connection:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._trace = trace
+        self._notes: list[str] | None = None  # --trace: what one event did, printed as one line
+        self._event = ""
         self._tls = tls
+        self._speed_limit = speed_limit
+        self._speed_time = speed_time
+        self._speed_timer: Timer | None = None
+        self.bytes_in = 0
+        self._bytes_checked = 0
         self.last_activity = loop.time()
 
     def __repr__(self) -> str:
@@ -158,6 +181,10 @@ class Connection:
     @property
     def inflight(self) -> int:
         return len(self._inflight)
+
+    @property
+    def exchanges(self) -> tuple[Exchange, ...]:
+        return tuple(self._inflight)
 
     # --- state ---------------------------------------------------------------
 
@@ -225,25 +252,33 @@ class Connection:
             # Report on the next loop turn: the caller is in the middle of scheduling.
             self._loop.call_soon(self._lose, exc)
 
+    def abort(self, error: CrawlError) -> None:
+        """Close now; ``error`` goes to the first exchange, the others come back unanswered."""
+        self._lose(error)
+
     def close(self) -> None:
         """Close the socket without telling the listener (the caller knows)."""
         if self.state is State.CLOSED:
             return
         self._to(State.CLOSED)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._cancel_timer()
+        if self._speed_timer is not None:
+            self._speed_timer.cancel()
+            self._speed_timer = None
         if self.sock is not None:
             if self._mask:
                 self._loop.unregister(self.sock)
                 self._mask = 0
             self.sock.close()
         if self._trace:
-            self._trace(self.fd, "closed")
+            self._note("closed")
 
     # --- events --------------------------------------------------------------
 
     def on_ready(self, mask: int) -> None:
+        if self._trace:
+            self._notes = []
+            self._event = "EVENT_WRITE" if mask == EVENT_WRITE else "EVENT_READ"
         try:
             if self.state is State.CONNECTING:
                 self._finish_connect()
@@ -259,6 +294,24 @@ class Connection:
             self._lose(exc)
         except Exception as exc:  # a bug must fail one URL, never the whole run
             self._lose(ProtocolError(f"internal error: {type(exc).__name__}: {exc}"))
+        finally:
+            if self._trace:
+                self._flush_notes()
+                self._notes = None
+
+    def _note(self, text: str) -> None:
+        """--trace: part of the line for the current event, or a line of its own."""
+        assert self._trace is not None
+        if self._notes is None:
+            self._trace(self.fd, text)
+        else:
+            self._notes.append(text)
+
+    def _flush_notes(self) -> None:
+        assert self._trace is not None
+        if self._notes:
+            self._trace(self.fd, f"{self._event} -> " + ", ".join(self._notes))
+            self._notes.clear()
 
     def _finish_connect(self) -> None:
         assert self.sock is not None
@@ -267,7 +320,7 @@ class Connection:
             if self._addresses:
                 # Another address of the same host may answer (RFC 8305 fallback).
                 if self._trace:
-                    self._trace(self.fd, f"connect failed: {os.strerror(err)}; trying next address")
+                    self._note(f"connect failed: {os.strerror(err)}; trying the next address")
                 self._loop.unregister(self.sock)
                 self.sock.close()
                 self._mask = 0
@@ -275,7 +328,7 @@ class Connection:
                 return
             raise ConnectError(_connect_message(self._sockaddr, err))
         if self._trace:
-            self._trace(self.fd, "EVENT_WRITE -> connected")
+            self._note("connected")
         if self._tls is None:
             self._ready_for_requests()
             return
@@ -304,7 +357,7 @@ class Connection:
         except OSError as exc:
             raise ConnectError(f"connection lost during the TLS handshake ({exc.strerror or exc})") from None
         if self._trace:
-            self._trace(self.fd, f"TLS handshake done ({self.sock.version()})")
+            self._note(f"TLS handshake done ({self.sock.version()})")
         self._ready_for_requests()
 
     def _ready_for_requests(self) -> None:
@@ -326,12 +379,12 @@ class Connection:
             self._want(EVENT_READ | EVENT_WRITE)
             return
         except OSError as exc:
-            raise ConnectionClosed(
+            raise ConnectionReset(
                 f"connection lost while sending the request ({exc.strerror or exc})",
                 response_started=False,
             ) from None
         if self._trace:
-            self._trace(self.fd, f"send {sent} B")
+            self._note(f"send {sent} B")
         self._out = self._out[sent:]
         if self._out:
             self._want(EVENT_READ | EVENT_WRITE)
@@ -353,7 +406,7 @@ class Connection:
                     response_started=self._parser.response_started,
                 ) from None
             except OSError as exc:
-                raise ConnectionClosed(
+                raise ConnectionReset(
                     f"connection reset by server ({exc.strerror or exc})",
                     response_started=self._parser.response_started,
                 ) from None
@@ -364,10 +417,11 @@ class Connection:
 
     def _received(self, n: int) -> None:
         self.last_activity = self._loop.time()
+        self.bytes_in += n
         parser = self._parser
         if n == 0:
             if self._trace:
-                self._trace(self.fd, "EVENT_READ -> end of stream")
+                self._note("end of stream")
             self.reusable = False
             error: CrawlError | None = None
             try:
@@ -378,12 +432,20 @@ class Connection:
             self._lose(error)
             return
         if self._trace:
-            self._trace(self.fd, f"EVENT_READ -> recv {n} B")
+            self._note(f"recv {n} B")
         try:
             parser.feed(self._view[:n])
         except UnexpectedData:
             self.reusable = False
             error = None
+            if self._completed and self._completed[-1][1].content_length is not None:
+                # More bytes than the Content-Length promised, in the same read: the
+                # length was wrong, so the page is not trusted (RFC 9112 6.3).
+                exchange, head = self._completed.pop()
+                self._inflight.appendleft(exchange)
+                error = ProtocolError(
+                    f"server sent more than the {head.content_length:,} bytes of its Content-Length"
+                )
         except CrawlError as exc:
             self.reusable = False
             error = exc
@@ -399,7 +461,7 @@ class Connection:
     def response_head(self, head: ResponseHead) -> None:
         if self._trace:
             expected = f", {head.content_length} B expected" if head.content_length is not None else ""
-            self._trace(self.fd, f"status {head.status}{expected}")
+            self._note(f"status {head.status}{expected}")
         self._inflight[0].on_head(head)
 
     def response_body(self, data: bytes) -> None:
@@ -420,9 +482,11 @@ class Connection:
         if not self._inflight and self.state is not State.CLOSED:
             self._cancel_timer()
             if self.reusable:
-                if self._trace:
-                    self._trace(self.fd, "response complete -> idle")
                 self._to(State.IDLE)
+        if self._trace:
+            for _ in completed:
+                self._note("response complete -> " + ("idle" if self.state is State.IDLE else "closing"))
+            self._flush_notes()
         for exchange, head in completed:
             self._listener.exchange_complete(self, exchange, head)
 
@@ -432,7 +496,7 @@ class Connection:
         if self.state is State.CLOSED:
             return
         if self._trace and error is not None:
-            self._trace(self.fd, f"error: {error}")
+            self._note(f"error: {error}")
         self.close()
         exchanges = list(self._inflight)
         self._inflight.clear()
@@ -442,6 +506,25 @@ class Connection:
         if self._timer is not None:
             self._timer.cancel()
         self._timer = self._loop.call_later(seconds, self._on_timer)
+        if self._speed_limit and self._speed_timer is None and self.state is not State.CONNECTING:
+            self._bytes_checked = self.bytes_in
+            self._speed_timer = self._loop.call_later(self._speed_time, self._check_speed)
+
+    def _check_speed(self) -> None:
+        """curl's --speed-limit: fail when slower than the limit for a whole period."""
+        self._speed_timer = None
+        if not self._inflight or self.state is State.CLOSED:
+            return
+        received = self.bytes_in - self._bytes_checked
+        if received < self._speed_limit * self._speed_time:
+            self._lose(
+                Timeout(
+                    f"transfer slower than {self._speed_limit:,} B/s for {self._speed_time:g} s (--speed-limit)"
+                )
+            )
+            return
+        self._bytes_checked = self.bytes_in
+        self._speed_timer = self._loop.call_later(self._speed_time, self._check_speed)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

@@ -65,6 +65,26 @@ class ConnectionClosed(ProtocolError):
         self.response_started = response_started
 
 
+class ConnectionReset(ConnectionClosed):
+    """The peer reset the connection (ECONNRESET and friends): worth a retry."""
+
+    kind = "reset"
+
+
+class TooLarge(CrawlError):
+    kind = "too_large"
+
+
+class DecodeError(CrawlError):
+    """Corrupt or unsupported Content-Encoding."""
+
+    kind = "decode"
+
+
+class RedirectError(CrawlError):
+    kind = "redirect"
+
+
 class HTTPStatusError(CrawlError):
     kind = "http"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import selectors
+import signal
 import socket
 import threading
 import time
@@ -119,6 +120,10 @@ class EventLoop:
 
     def stop(self) -> None:
         self._stopping = True
+
+    def wake_on_signals(self) -> None:
+        """Make a signal wake ``select()`` so its handler's ``stop()`` is seen at once."""
+        signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
 
     # --- running -------------------------------------------------------------
 

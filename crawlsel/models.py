@@ -63,6 +63,18 @@ class Config:
     insecure: bool = False
     ip_version: int | None = None  # 4 or 6 to restrict addresses to one family
     pinned: tuple[tuple[str, int, str], ...] = ()  # --resolve HOST:PORT:ADDR
+    timeout: float = 120.0  # whole URL, retries and redirects included
+    speed_limit: int = 0  # abort below this many bytes/s ...
+    speed_time: float = 30.0  # ... sustained for this long (curl's -Y / -y)
+    retries: int = 2
+    retry_delay: float = 1.0  # first backoff; doubles each attempt
+    max_retry_wait: float = 60.0
+    follow: bool = True
+    max_redirects: int = 10
+    max_size: int = 1 << 30  # decoded body bytes
+    compressed: bool = True
+    dedupe: bool = True  # fetch a URL listed twice only once
+    method: str = "GET"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +89,9 @@ class FetchResult:
     error: str | None = None
     error_kind: str | None = None
     index: int = 0
+    final_url: str | None = None
+    attempts: int = 1
+    skipped: bool = False
 
     @property
     def ok(self) -> bool:
@@ -85,10 +100,13 @@ class FetchResult:
     def as_json(self) -> dict[str, object]:
         return {
             "url": self.url,
+            "final_url": self.final_url,
             "status": self.status,
             "path": self.path,
             "bytes": self.bytes,
             "elapsed_ms": round(self.elapsed_ms, 3),
+            "attempts": self.attempts,
+            "skipped": self.skipped,
             "error": self.error,
             "error_kind": self.error_kind,
         }

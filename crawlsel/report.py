@@ -1,25 +1,31 @@
-"""What the user sees: progress on stderr, the summary, JSON Lines on stdout.
+"""What the user sees: progress on stderr, the summary, JSON Lines on stdout, --trace.
 
-Reporters only read ``FetchResult`` records; they decide nothing.  Progress is
-drawn with rich, and only when stderr is a terminal; otherwise the summary is
-plain text with no ANSI codes.
+Reporters only read ``FetchResult`` records; they decide nothing.  The live
+display is drawn with rich, only when stderr is a terminal; otherwise nothing
+moves and the summary is plain text with no ANSI codes.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import statistics
 import sys
 import time
+from array import array
 from typing import IO
+from urllib.parse import urlsplit
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from crawlsel.models import FetchResult
 
 MAX_FAILURES_SHOWN = 20
+MAX_HOSTS_SHOWN = 10
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Latency histogram buckets, upper bounds in milliseconds.
+_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, float("inf"))
 
 
 def printable(text: str) -> str:
@@ -35,6 +41,21 @@ def human_bytes(n: float) -> str:
     return f"{n:,.1f} TiB"  # pragma: no cover
 
 
+def human_ms(ms: float) -> str:
+    return f"{ms:,.1f} ms" if ms < 1000 else f"{ms / 1000:,.2f} s"
+
+
+class _HostStats:
+    __slots__ = ("pages", "saved", "bytes", "failed", "latencies")
+
+    def __init__(self) -> None:
+        self.pages = 0
+        self.saved = 0
+        self.bytes = 0
+        self.failed = 0
+        self.latencies = array("d")
+
+
 class RunReport:
     """Collects the outcome of a run and prints it."""
 
@@ -44,79 +65,221 @@ class RunReport:
         json_out: IO[str] | None = None,
         stderr: IO[str] | None = None,
         quiet: bool = False,
-        progress: bool | None = None,
+        progress: bool = True,
     ) -> None:
         self.saved = 0
+        self.skipped = 0
         self.bytes = 0
         self.failures: list[FetchResult] = []
+        self.failed_count = 0
         self.results = 0
         self.started = time.monotonic()
+        self.json_closed = False  # the reader of --json went away (| head)
+        self._hosts: dict[str, _HostStats] = {}
         self._json = json_out
         self._stderr = stderr if stderr is not None else sys.stderr
         self._quiet = quiet
-        self._is_tty = self._stderr.isatty()
-        show = self._is_tty and not quiet if progress is None else progress
+        self._tty = _isatty(self._stderr)
+        self._console = Console(file=self._stderr, highlight=False) if self._tty else None
         self._progress: Progress | None = None
-        if show:
-            self._console = Console(file=self._stderr)
+        if progress and self._tty and not quiet:
             self._progress = Progress(
-                TextColumn("[bold]fetching"),
-                BarColumn(bar_width=None),
-                TaskProgressColumn(show_speed=True),
-                TextColumn("{task.completed:,.0f} pages  {task.fields[rate]} pages/s  {task.fields[size]}"),
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
                 TimeElapsedColumn(),
                 console=self._console,
                 transient=True,
+                auto_refresh=False,  # refreshed from the event loop: no drawing thread
             )
-            self._task = self._progress.add_task("fetch", total=None, rate="0", size="0 B")
+            self._task = self._progress.add_task(self._progress_text(0), total=None)
             self._progress.start()
 
     @property
+    def live(self) -> bool:
+        """A progress display is being drawn."""
+        return self._progress is not None
+
+    @property
     def failed(self) -> int:
-        return len(self.failures)
+        return self.failed_count
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
     def on_result(self, result: FetchResult) -> None:
         self.results += 1
-        if result.ok:
+        host = _host_of(result.url)
+        stats = self._hosts.get(host)
+        if stats is None:
+            stats = self._hosts[host] = _HostStats()
+        stats.pages += 1
+        if result.skipped:
+            self.skipped += 1
+        elif result.ok:
             self.saved += 1
             self.bytes += result.bytes
+            stats.saved += 1
+            stats.bytes += result.bytes
+            stats.latencies.append(result.elapsed_ms)
         else:
-            self.failures.append(result)
-        if self._json is not None:
-            self._json.write(json.dumps(result.as_json(), ensure_ascii=False) + "\n")
-            self._json.flush()
-        if self._progress is not None:
-            elapsed = max(self.elapsed(), 1e-9)
-            self._progress.update(
-                self._task,
-                completed=self.results,
-                rate=f"{self.results / elapsed:,.0f}",
-                size=human_bytes(self.bytes),
-            )
+            self.failed_count += 1
+            stats.failed += 1
+            if len(self.failures) < MAX_FAILURES_SHOWN:
+                self.failures.append(result)
+            if result.status is not None:
+                stats.latencies.append(result.elapsed_ms)
+        if self._json is not None and not self.json_closed:
+            try:
+                self._json.write(json.dumps(result.as_json(), ensure_ascii=False) + "\n")
+                self._json.flush()
+            except BrokenPipeError:
+                self.json_closed = True
 
-    def close(self, *, interrupted: bool = False, summary: bool = True) -> None:
-        """Stop the progress display and print the summary (unless quiet)."""
+    def tick(self, open_connections: int) -> None:
+        """Redraw the live display (called by a loop timer a few times a second)."""
+        if self._progress is not None:
+            self._progress.update(self._task, description=self._progress_text(open_connections))
+            self._progress.refresh()
+
+    def _progress_text(self, open_connections: int) -> str:
+        elapsed = max(self.elapsed(), 1e-9)
+        failed = f"  [red]{self.failed_count:,} failed[/]" if self.failed_count else ""
+        return (
+            f"[bold]{self.results:,}[/] pages  {self.results / elapsed:,.0f} pages/s  "
+            f"{human_bytes(self.bytes / elapsed)}/s  {open_connections} open{failed}"
+        )
+
+    def close(
+        self,
+        *,
+        interrupted: bool = False,
+        summary: bool = True,
+        connections: dict[str, int] | None = None,
+    ) -> None:
+        """Stop the live display and print the summary (unless quiet)."""
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
         if self._quiet or not summary:
             return
-        self._stderr.write(self.summary(interrupted=interrupted))
-        self._stderr.flush()
+        text = self.summary(interrupted=interrupted, connections=connections or {})
+        if self._console is not None:
+            self._console.print(text, markup=False, soft_wrap=True, end="")
+        else:
+            self._stderr.write(text)
+            self._stderr.flush()
 
-    def summary(self, *, interrupted: bool = False) -> str:
+    # --- the summary ---------------------------------------------------------
+
+    def summary(self, *, interrupted: bool = False, connections: dict[str, int] | None = None) -> str:
+        """Plain text that fits one screen: totals, hosts, failures, latencies."""
         elapsed = self.elapsed()
-        rate = self.results / elapsed if elapsed > 0 else 0.0
-        lines = [
+        rate = (self.results - self.skipped) / elapsed if elapsed > 0 else 0.0
+        head = (
             ("interrupted: " if interrupted else "")
-            + f"{self.saved:,} saved ({human_bytes(self.bytes)}), {self.failed:,} failed, "
+            + f"{self.saved:,} saved ({human_bytes(self.bytes)}), {self.failed_count:,} failed, "
+            + (f"{self.skipped:,} skipped, " if self.skipped else "")
             + f"{elapsed:.2f} s, {rate:,.0f} pages/s"
-        ]
-        for result in self.failures[:MAX_FAILURES_SHOWN]:
-            lines.append(f"  failed: {printable(result.url)}: {printable(result.error or '')}")
-        if self.failed > MAX_FAILURES_SHOWN:
-            lines.append(f"  and {self.failed - MAX_FAILURES_SHOWN:,} more; see --json")
+        )
+        lines = [head]
+        if self.results > 1:
+            lines += self._host_table(connections or {})
+        if self.failures:
+            lines.append("failed:")
+            for result in self.failures:
+                lines.append(f"  {printable(result.url)}: {printable(result.error or '')}")
+            if self.failed_count > len(self.failures):
+                lines.append(f"  and {self.failed_count - len(self.failures):,} more; see --json")
+        histogram = self._histogram()
+        if histogram:
+            lines += histogram
         return "\n".join(lines) + "\n"
+
+    def _host_table(self, connections: dict[str, int]) -> list[str]:
+        rows = [("host", "pages", "bytes", "failed", "median", "p95", "conns")]
+        hosts = sorted(self._hosts.items(), key=lambda item: -item[1].pages)
+        for host, stats in hosts[:MAX_HOSTS_SHOWN]:
+            lat = sorted(stats.latencies)
+            median = human_ms(statistics.median(lat)) if lat else "-"
+            p95 = human_ms(lat[min(len(lat) - 1, int(len(lat) * 0.95))]) if lat else "-"
+            conns = connections.get(_bare_host(host))
+            rows.append(
+                (
+                    printable(host),
+                    f"{stats.pages:,}",
+                    human_bytes(stats.bytes),
+                    f"{stats.failed:,}",
+                    median,
+                    p95,
+                    "-" if conns is None else f"{conns:,}",
+                )
+            )
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        out = [
+            "  "
+            + "  ".join(
+                cell.ljust(w) if i == 0 else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            )
+            for row in rows
+        ]
+        if len(hosts) > MAX_HOSTS_SHOWN:
+            out.append(f"  and {len(hosts) - MAX_HOSTS_SHOWN:,} more hosts")
+        return out
+
+    def _histogram(self) -> list[str]:
+        counts = [0] * len(_BUCKETS)
+        for stats in self._hosts.values():
+            for ms in stats.latencies:
+                for i, bound in enumerate(_BUCKETS):
+                    if ms < bound:
+                        counts[i] += 1
+                        break
+        total = sum(counts)
+        if total < 2:
+            return []
+        first = next(i for i, c in enumerate(counts) if c)
+        last = max(i for i, c in enumerate(counts) if c)
+        peak = max(counts)
+        lines = ["latency:"]
+        for i in range(first, last + 1):
+            bound = _BUCKETS[i]
+            label = f"< {human_ms(bound)}" if bound != float("inf") else f">= {human_ms(_BUCKETS[i - 1])}"
+            bar = "#" * max(1 if counts[i] else 0, round(30 * counts[i] / peak))
+            lines.append(f"  {label:>11}  {bar:<30}  {counts[i]:,}")
+        return lines
+
+
+class TraceWriter:
+    """``--trace``: one line per selector event or state change, on stderr."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self._stream = stream if stream is not None else sys.stderr
+        self._t0 = time.monotonic()
+
+    def __call__(self, fd: int, text: str) -> None:
+        self._stream.write(f"+{time.monotonic() - self._t0:.3f} fd={fd} {printable(text)}\n")
+        self._stream.flush()
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _host_of(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(invalid)"
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return "(invalid)"
+    return parts.netloc.lower().rsplit("@", 1)[-1]
+
+
+def _bare_host(netloc: str) -> str:
+    if netloc.startswith("["):
+        return netloc[1:].split("]", 1)[0]
+    return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc

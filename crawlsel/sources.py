@@ -6,9 +6,12 @@ million URLs is never held in memory.  Nothing here touches the network.
 
 from __future__ import annotations
 
+import io
 import os
+import stat
 import sys
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import quote, urlsplit
 
@@ -19,6 +22,20 @@ MAX_LINE_BYTES = 64 * 1024  # a URL this long is a broken list, not a page (curl
 # Characters that may stay as they are in a request-target (RFC 3986 pchar, "/", "?", "%").
 _TARGET_SAFE = "/?%:@!$&'()*+,;=-._~"
 _BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True, slots=True)
+class WaitForInput:
+    """Yielded when a pipe has no complete line yet: wait until ``fd`` is readable.
+
+    This is how ``tail -f urls | crawlsel fetch -`` starts fetching before its
+    input ends without ever blocking the event loop on a read.
+    """
+
+    fd: int
+
+
+Record = Target | InvalidLine | WaitForInput
 
 
 def parse_url(text: str, *, line: int = 0, index: int = 0) -> Target:
@@ -77,7 +94,7 @@ def _ascii_host(host: str) -> str:
         raise InvalidURL("host name is not a valid international domain name") from None
 
 
-def read_targets(sources: Iterable[str], stdin: BinaryIO | None = None) -> Iterator[Target | InvalidLine]:
+def read_targets(sources: Iterable[str], stdin: BinaryIO | None = None) -> Iterator[Record]:
     """Yield one record per non-blank, non-comment line of each source, in order.
 
     ``-`` is standard input.  Every source is checked for readability before the
@@ -91,11 +108,14 @@ def read_targets(sources: Iterable[str], stdin: BinaryIO | None = None) -> Itera
     for name in names:
         if name == "-":
             stream = stdin if stdin is not None else sys.stdin.buffer
-            records = _lines_to_records(stream, "<stdin>", index)
+            pipe = _pipe_fd(stream)
+            lines = _read_pipe(pipe) if pipe is not None else _read_lines(stream, "<stdin>")
+            records = _lines_to_records(lines, "<stdin>", index)
         else:
             records = _read_file(name, index)
         for record in records:
-            index = record.index + 1
+            if not isinstance(record, WaitForInput):
+                index = record.index + 1
             yield record
 
 
@@ -108,17 +128,22 @@ def check_readable(name: str) -> None:
         raise SourceError(f"{name}: permission denied")
 
 
-def _read_file(name: str, first_index: int) -> Iterator[Target | InvalidLine]:
+def _read_file(name: str, first_index: int) -> Iterator[Record]:
     try:
         stream = open(name, "rb")
     except OSError as exc:
         raise SourceError(f"{name}: {exc.strerror}") from None
     with stream:
-        yield from _lines_to_records(stream, name, first_index)
+        yield from _lines_to_records(_read_lines(stream, name), name, first_index)
 
 
-def _lines_to_records(stream: BinaryIO, name: str, index: int) -> Iterator[Target | InvalidLine]:
-    for line_no, raw in enumerate(_read_lines(stream, name), start=1):
+def _lines_to_records(lines: Iterable[bytes | WaitForInput], name: str, index: int) -> Iterator[Record]:
+    line_no = 0
+    for raw in lines:
+        if isinstance(raw, WaitForInput):
+            yield raw
+            continue
+        line_no += 1
         if line_no == 1 and raw.startswith(_BOM):
             raw = raw[len(_BOM) :]
         if len(raw) > MAX_LINE_BYTES:
@@ -158,3 +183,46 @@ def _read_lines(stream: BinaryIO, name: str) -> Iterator[bytes]:
                 if not rest or rest.endswith(b"\n"):
                     break
         yield raw
+
+
+def _pipe_fd(stream: BinaryIO) -> int | None:
+    """The descriptor of a pipe or socket (which a selector can watch), else None."""
+    try:
+        fd = stream.fileno()
+    except (OSError, io.UnsupportedOperation, AttributeError):
+        return None
+    mode = os.fstat(fd).st_mode
+    return fd if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) else None
+
+
+def _read_pipe(fd: int) -> Iterator[bytes | WaitForInput]:
+    """Lines of a pipe, read without blocking; ``WaitForInput`` when none is complete."""
+    was_blocking = os.get_blocking(fd)
+    os.set_blocking(fd, False)
+    pending = b""
+    skipping = False  # inside an overlong line, already reported
+    try:
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                yield WaitForInput(fd)
+                continue
+            if not data:
+                if pending and not skipping:
+                    yield pending
+                return
+            pending += data
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if skipping:
+                    skipping = False
+                    continue
+                yield line + b"\n"
+            if len(pending) > MAX_LINE_BYTES and not skipping:
+                yield pending  # reported as too long; the rest of the line is dropped
+                skipping = True
+            if skipping:
+                pending = b""
+    finally:
+        os.set_blocking(fd, was_blocking)

@@ -203,15 +203,43 @@ class PageWriter:
             return None
         final = self.claim(target)
         folder = final.parent
-        tmp = folder / f".crawlsel-{os.getpid()}-{next(self._tmp_ids)}.part"
         try:
             if folder not in self._made_dirs:
-                folder.mkdir(parents=True, exist_ok=True)
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                except (FileExistsError, NotADirectoryError):
+                    final = self._around_file(final, target)
+                    folder = final.parent
                 self._made_dirs.add(folder)
+            if final.is_dir():
+                # "/a" after "/a/b" made a folder "a": the page goes inside it.
+                final = self._claim_relative(
+                    final.relative_to(self.root).as_posix() + "/" + INDEX_NAME, target
+                )
+            tmp = folder / f".crawlsel-{os.getpid()}-{next(self._tmp_ids)}.part"
             fd = os.open(tmp, _OPEN_FLAGS, 0o644)
         except OSError as exc:
             raise WriteError(f"cannot create {final}: {exc.strerror or exc}") from None
         return PageFile(final, tmp, fd)
+
+    def _around_file(self, final: Path, target: Target) -> Path:
+        """A file stands where a folder of ``final`` should be ("/a" saved before
+        "/a/b"): the rest of the path is kept in one name, its slashes escaped."""
+        parts = final.relative_to(self.root).parts
+        for i in range(1, len(parts)):
+            if self.root.joinpath(*parts[:i]).is_file():
+                flat = "%2F".join(parts[i - 1 :])
+                return self._claim_relative("/".join([*parts[: i - 1], flat]), target)
+        raise NotADirectoryError(f"cannot create the folders of {final}")
+
+    def prepare(self, target: Target) -> None:
+        """Claim the URL's name in input order, so that names do not depend on timing."""
+        self.claim(target)
+
+    def existing(self, target: Target) -> str | None:
+        """For --skip-existing: the saved file of this URL, if there is one."""
+        path = self.claim(target)
+        return str(path) if path.is_file() else None
 
     def claim(self, target: Target) -> Path:
         """The final path for a URL; a second URL wanting the same name gets a suffix.
@@ -219,8 +247,9 @@ class PageWriter:
         Names are compared case-folded, so that a run never overwrites its own
         pages on a case-insensitive file system (macOS, Windows).
         """
-        parts = page_path(target)
-        relative = "/".join(parts)
+        return self._claim_relative("/".join(page_path(target)), target)
+
+    def _claim_relative(self, relative: str, target: Target) -> Path:
         owner = self._claimed.setdefault(relative.casefold(), target.url)
         if owner != target.url:
             for n in itertools.count(1):

@@ -148,7 +148,21 @@ def test_invalid_lines_are_reported_with_line_numbers_and_the_rest_saved(
     assert "line 7: invalid port" in errors["http://h:99999/"]
     assert all(r["error_kind"] == "invalid_url" for r in records if r["error"])
     assert saved(out, server, "good.html") == b"good"
-    assert "failed: not a url" in result.stderr
+    assert "\n  not a url: " in result.stderr
+
+
+JSON_FIELDS = {
+    "url",
+    "final_url",
+    "status",
+    "path",
+    "bytes",
+    "elapsed_ms",
+    "attempts",
+    "skipped",
+    "error",
+    "error_kind",
+}
 
 
 def test_json_records_and_exit_status(server: HTTPTestServer, tmp_path: Path) -> None:
@@ -161,18 +175,22 @@ def test_json_records_and_exit_status(server: HTTPTestServer, tmp_path: Path) ->
     result = crawl("fetch", write_list(tmp_path, [ok, missing, moved]), "-o", str(out), "--json")
     assert result.exit_code == 1
     records = {r["url"]: r for r in map(json.loads, result.stdout.splitlines())}
-    assert set(records[ok]) == {"url", "status", "path", "bytes", "elapsed_ms", "error", "error_kind"}
+    assert all(set(r) == JSON_FIELDS for r in records.values())
     assert records[ok]["status"] == 200
     assert records[ok]["bytes"] == 5
     assert records[ok]["error"] is None
+    assert records[ok]["attempts"] == 1
     assert Path(records[ok]["path"]).read_bytes() == b"12345"
     assert records[missing]["status"] == 404
     assert records[missing]["path"] is None
     assert records[missing]["error"] == "HTTP 404 Not Found"
     assert records[missing]["error_kind"] == "http"
-    assert records[moved]["status"] == 301
-    assert records[moved]["path"] is None
     assert not (out / f"127.0.0.1_{server.port}" / "missing").exists()
+    # a redirect is followed and saved under the name of the URL from the list
+    assert records[moved]["status"] == 200
+    assert records[moved]["final_url"] == ok
+    assert Path(records[moved]["path"]) == out / f"127.0.0.1_{server.port}" / "moved"
+    assert Path(records[moved]["path"]).read_bytes() == b"12345"
 
 
 def test_all_saved_exits_zero_and_prints_a_plain_summary(server: HTTPTestServer, tmp_path: Path) -> None:
@@ -219,7 +237,7 @@ def test_request_headers(server: HTTPTestServer) -> None:
     assert request.raw.startswith(f"GET /h HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n".encode())
     assert request.headers["user-agent"] == "test-agent/1"
     assert request.headers["x-token"] == "abc"
-    assert request.headers["accept-encoding"] == "identity"
+    assert request.headers["accept-encoding"] == "gzip, deflate"
     assert "accept" not in request.headers
 
 
@@ -238,7 +256,15 @@ def test_stalled_server_times_out_and_others_finish(server: HTTPTestServer, tmp_
     good = server.add("/good", b"fine")
     out = tmp_path / "out"
     result = crawl(
-        "fetch", write_list(tmp_path, [stalled, good]), "-o", str(out), "--json", "--read-timeout", "0.2"
+        "fetch",
+        write_list(tmp_path, [stalled, good]),
+        "-o",
+        str(out),
+        "--json",
+        "--read-timeout",
+        "0.2",
+        "--retry-delay",
+        "0.01",
     )
     listener.close()
     for sock in accepted:
@@ -247,6 +273,7 @@ def test_stalled_server_times_out_and_others_finish(server: HTTPTestServer, tmp_
     records = {r["url"]: r for r in map(json.loads, result.stdout.splitlines())}
     assert records[stalled]["error_kind"] == "timeout"
     assert records[stalled]["error"] == "no data from server for 0.2 s"
+    assert records[stalled]["attempts"] == 3  # timeouts are retried twice by default
     assert records[good]["error"] is None
 
 
@@ -255,7 +282,7 @@ def test_connection_refused_is_one_line(tmp_path: Path) -> None:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    result = crawl("get", f"http://127.0.0.1:{port}/")
+    result = crawl("get", "--retries", "0", f"http://127.0.0.1:{port}/")
     assert result.exit_code == 1
     assert result.stderr == (
         f"crawlsel: http://127.0.0.1:{port}/: could not connect to 127.0.0.1:{port}: Connection refused\n"

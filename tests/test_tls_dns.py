@@ -181,7 +181,7 @@ def test_plain_http_server_on_an_https_url(cafile: str) -> None:
 
 def test_tls_server_on_an_http_url(https: HTTPTestServer) -> None:
     url = https.url("/x").replace("https://", "http://")
-    result = crawl("get", url)
+    result = crawl("get", "--retries", "0", url)
     assert result.exit_code == 1
     assert result.stderr.startswith(f"crawlsel: {url}: ")
     # What a TLS server does with plain bytes varies: an alert, a close, or a reset.
@@ -196,7 +196,7 @@ def test_tls_handshake_timeout(cafile: str) -> None:
     listener.listen(1)
     url = f"https://127.0.0.1:{listener.getsockname()[1]}/"
     try:
-        result = crawl("get", "--cacert", cafile, "--connect-timeout", "0.2", url)
+        result = crawl("get", "--cacert", cafile, "--connect-timeout", "0.2", "--retries", "0", url)
     finally:
         listener.close()
     assert result.exit_code == 1

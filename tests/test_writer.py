@@ -130,9 +130,33 @@ def test_two_urls_never_share_a_file(tmp_path: Path) -> None:
 
 
 def test_write_failure_is_a_write_error(tmp_path: Path) -> None:
-    (tmp_path / "h").write_text("a file where a folder should be")
+    (tmp_path / "not-a-folder").write_text("a file where the output folder should be")
     with pytest.raises(WriteError, match="cannot create"):
-        PageWriter(tmp_path).open(parse_url("http://h/x"), head())
+        PageWriter(tmp_path / "not-a-folder").open(parse_url("http://h/x"), head())
+
+
+def test_a_file_in_the_way_of_a_folder_keeps_the_rest_in_one_name(tmp_path: Path) -> None:
+    writer = PageWriter(tmp_path)
+    first = writer.open(parse_url("http://h/a"), head())
+    assert first is not None
+    first.write(b"page a")
+    first.commit()
+    second = writer.open(parse_url("http://h/a/b/c"), head())
+    assert second is not None
+    second.write(b"page a/b/c")
+    assert second.commit() == str(tmp_path / "h" / "a%2Fb%2Fc")
+    assert (tmp_path / "h" / "a").read_bytes() == b"page a"
+
+
+def test_a_folder_in_the_way_of_a_file_takes_it_as_index(tmp_path: Path) -> None:
+    writer = PageWriter(tmp_path)
+    first = writer.open(parse_url("http://h/a/b"), head())
+    assert first is not None
+    first.commit()
+    second = writer.open(parse_url("http://h/a"), head())
+    assert second is not None
+    second.write(b"page a")
+    assert second.commit() == str(tmp_path / "h" / "a" / "index.html")
 
 
 def test_existing_symlink_at_temp_name_is_not_followed(tmp_path: Path) -> None:

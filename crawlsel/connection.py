@@ -506,7 +506,13 @@ class Connection:
         if self._timer is not None:
             self._timer.cancel()
         self._timer = self._loop.call_later(seconds, self._on_timer)
-        if self._speed_limit and self._speed_timer is None and self.state is not State.CONNECTING:
+        if (
+            self._speed_limit
+            and self._speed_timer is None
+            and self._inflight
+            and seconds == self._read_timeout
+        ):
+            # The low-speed watch runs while requests are pending on a connected socket.
             self._bytes_checked = self.bytes_in
             self._speed_timer = self._loop.call_later(self._speed_time, self._check_speed)
 

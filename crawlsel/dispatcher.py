@@ -389,8 +389,7 @@ class Dispatcher:
         if not job.started:
             job.started = time.monotonic()
             job.deadline = self._loop.call_later(self.config.timeout, self._expire, job)
-        if not job.resent or job.attempts == 0:
-            job.attempts += 1
+        job.attempts += 1
         job.conn = conn
         conn.submit(job)
 
@@ -459,7 +458,10 @@ class Dispatcher:
                     continue
                 self._fail(job, error)
             else:
+                # Sent but never answered (a dead keep-alive connection, or pipelined
+                # behind a response that closed): sending it again is not a retry.
                 job.reset()
+                job.attempts -= 1
                 again.append(job)
         for job in reversed(again):
             origin.queue.appendleft(job)

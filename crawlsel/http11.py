@@ -119,6 +119,7 @@ class ResponseParser:
         "_reason",
         "_headers",
         "_head_bytes",
+        "_head_size",
         "_head",
         "body_bytes",
     )
@@ -136,7 +137,8 @@ class ResponseParser:
         self._interim = False
         self._reason = b""
         self._headers: list[tuple[bytes, bytes]] = []
-        self._head_bytes = 0
+        self._head_bytes = 0  # bytes fed while the head is incomplete: bounds an endless line
+        self._head_size = 0  # bytes of complete header lines
         self._head: ResponseHead | None = None
         self.body_bytes = 0
 
@@ -232,6 +234,9 @@ class ResponseParser:
             raise ProtocolError(f"response header line longer than {MAX_HEADER_LINE // 1024} KiB")
         if len(self._headers) >= MAX_HEADER_LINES:
             raise ProtocolError(f"response has more than {MAX_HEADER_LINES:,} header lines")
+        self._head_size += len(name) + len(value) + 4  # ": " and CRLF
+        if self._head_size > MAX_HEAD_BYTES:
+            raise ProtocolError(f"response head larger than {MAX_HEAD_BYTES // 1024} KiB")
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:

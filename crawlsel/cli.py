@@ -528,9 +528,9 @@ def _run(
 
     def refresh() -> None:
         report.tick(dispatcher.open_connections)
-        ticker[0] = loop.call_later(0.1, refresh)
+        ticker[0] = loop.call_later(0.1, refresh, background=True)
 
-    ticker = [loop.call_later(0.1, refresh)] if report.live else []
+    ticker = [loop.call_later(0.1, refresh, background=True)] if report.live else []
     previous = _install_signals(interrupt, loop)
     try:
         dispatcher.run(records)

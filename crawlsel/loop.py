@@ -31,7 +31,7 @@ class Handler(Protocol):
 class Timer:
     """A callback due at a monotonic time; ``cancel()`` is O(1) (lazy deletion)."""
 
-    __slots__ = ("when", "callback", "args", "cancelled", "_loop")
+    __slots__ = ("when", "callback", "args", "cancelled", "background", "_loop")
 
     def __init__(
         self, loop: EventLoop, when: float, callback: Callable[..., Any], args: tuple[Any, ...]
@@ -41,11 +41,13 @@ class Timer:
         self.callback = callback
         self.args = args
         self.cancelled = False
+        self.background = False
 
     def cancel(self) -> None:
         if not self.cancelled:
             self.cancelled = True
-            self._loop._live_timers -= 1
+            if not self.background:
+                self._loop._live_timers -= 1
 
 
 class _Waker:
@@ -100,10 +102,18 @@ class EventLoop:
 
     # --- scheduling ----------------------------------------------------------
 
-    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Timer:
+    def call_later(
+        self, delay: float, callback: Callable[..., Any], *args: Any, background: bool = False
+    ) -> Timer:
+        """Run ``callback(*args)`` after ``delay`` seconds.
+
+        A ``background`` timer (a progress redraw) does not keep the loop running.
+        """
         timer = Timer(self, self.time() + delay, callback, args)
+        timer.background = background
         heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
-        self._live_timers += 1
+        if not background:
+            self._live_timers += 1
         return timer
 
     def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
@@ -163,7 +173,8 @@ class EventLoop:
                     timer = heapq.heappop(timers)[2]
                     if not timer.cancelled:
                         timer.cancelled = True
-                        self._live_timers -= 1
+                        if not timer.background:
+                            self._live_timers -= 1
                         timer.callback(*timer.args)
 
     def close(self) -> None:

@@ -4,13 +4,21 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test clean
+.PHONY: run test bench bench-quick clean
 
 run: $(STAMP)
 	$(PY) demo/serve.py --run
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) bench/run.py
+
+bench-quick: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) bench/run.py --quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

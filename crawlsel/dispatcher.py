@@ -9,7 +9,6 @@ enforces the whole-URL deadline, and turns every URL into exactly one
 
 from __future__ import annotations
 
-import email.utils
 import random
 import socket
 import ssl
@@ -657,6 +656,8 @@ def _retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils  # only for this rare header: keeps start-up short
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

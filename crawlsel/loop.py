@@ -46,8 +46,19 @@ class Timer:
     def cancel(self) -> None:
         if not self.cancelled:
             self.cancelled = True
+            # Drop references now: the heap entry may wait a long time to be popped.
+            self.callback = _nothing
+            self.args = ()
+            loop = self._loop
             if not self.background:
-                self._loop._live_timers -= 1
+                loop._live_timers -= 1
+            loop._cancelled += 1
+            if loop._cancelled > 1024 and loop._cancelled * 2 > len(loop._timers):
+                loop._compact_timers()
+
+
+def _nothing(*args: Any) -> None:
+    pass
 
 
 class _Waker:
@@ -73,6 +84,7 @@ class EventLoop:
         self._selector = selectors.DefaultSelector()
         self._timers: list[tuple[float, int, Timer]] = []
         self._live_timers = 0
+        self._cancelled = 0  # cancelled entries still in the heap
         self._seq = itertools.count()
         self._ready: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self._stopping = False
@@ -116,6 +128,12 @@ class EventLoop:
             self._live_timers += 1
         return timer
 
+    def _compact_timers(self) -> None:
+        """Drop cancelled entries (one per finished URL's deadline) from the heap."""
+        self._timers = [entry for entry in self._timers if not entry[2].cancelled]
+        heapq.heapify(self._timers)
+        self._cancelled = 0
+
     def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
         self._ready.append((callback, args))
 
@@ -146,7 +164,7 @@ class EventLoop:
         self._stopping = False
         select = self._selector.select
         ready = self._ready
-        timers = self._timers
+        heappop = heapq.heappop
         while not self._stopping:
             while ready:
                 with self._lock:
@@ -157,25 +175,29 @@ class EventLoop:
             if not self.registered and not self._live_timers and not ready:
                 if keep_alive is None or not keep_alive():
                     break
-            while timers and timers[0][2].cancelled:
-                heapq.heappop(timers)
+            # self._timers is read afresh each time: cancelling may rebuild it.
+            while self._timers and self._timers[0][2].cancelled:
+                heappop(self._timers)
+                self._cancelled -= 1
             if ready:
                 timeout: float | None = 0.0
-            elif timers:
-                timeout = max(0.0, timers[0][0] - self.time())
+            elif self._timers:
+                timeout = max(0.0, self._timers[0][0] - self.time())
             else:
                 timeout = None
             for key, mask in select(timeout):
                 key.data.on_ready(mask)
-            if timers:
+            if self._timers and self._timers[0][0] <= self.time():
                 now = self.time()
-                while timers and timers[0][0] <= now:
-                    timer = heapq.heappop(timers)[2]
-                    if not timer.cancelled:
-                        timer.cancelled = True
-                        if not timer.background:
-                            self._live_timers -= 1
-                        timer.callback(*timer.args)
+                while self._timers and self._timers[0][0] <= now:
+                    timer = heappop(self._timers)[2]
+                    if timer.cancelled:
+                        self._cancelled -= 1
+                        continue
+                    timer.cancelled = True
+                    if not timer.background:
+                        self._live_timers -= 1
+                    timer.callback(*timer.args)
 
     def close(self) -> None:
         self._selector.unregister(self._wake_r)

@@ -13,11 +13,8 @@ import statistics
 import sys
 import time
 from array import array
-from typing import IO
+from typing import IO, Any
 from urllib.parse import urlsplit
-
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from crawlsel.models import FetchResult
 
@@ -80,9 +77,16 @@ class RunReport:
         self._stderr = stderr if stderr is not None else sys.stderr
         self._quiet = quiet
         self._tty = _isatty(self._stderr)
-        self._console = Console(file=self._stderr, highlight=False) if self._tty else None
-        self._progress: Progress | None = None
+        self._console: Any = None
+        self._progress: Any = None
+        if self._tty:
+            # rich is imported only for a terminal: pipelines start faster without it.
+            from rich.console import Console
+
+            self._console = Console(file=self._stderr, highlight=False)
         if progress and self._tty and not quiet:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
             self._progress = Progress(
                 SpinnerColumn(),
                 TextColumn("{task.description}"),

@@ -1,0 +1,346 @@
+"""crawlsel against curl -Z, aiohttp, requests + threads and wget on the same corpus.
+
+    python bench/run.py [--quick] [--repeat N] [--only small,latency,big,scale,c10k]
+
+Serves a generated corpus from nginx on 127.0.0.1 (installing nginx-light when it is
+missing and this is root on a Debian-like system; else a Python server, with a
+warning that the server is then the bottleneck), and a latency server that waits
+100 ms before each response.  Every tool runs on the same URL list with the same
+concurrency, in interleaved repetitions; the table gives medians.  Every saved page
+is checked byte for byte (sha256) against the corpus.  Output goes to /dev/shm when
+it exists: on these machines a disk with online discard makes writes after a large
+delete erratic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from crawlsel.sources import parse_url  # noqa: E402
+from crawlsel.writer import page_path  # noqa: E402
+
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server on port {port} did not start")
+
+
+# --- servers ----------------------------------------------------------------------
+
+
+def ensure_nginx() -> str | None:
+    found = shutil.which("nginx") or (os.path.exists("/usr/sbin/nginx") and "/usr/sbin/nginx") or None
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("bench: installing nginx-light (apt-get) ...", file=sys.stderr)
+        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "nginx-light"], check=False, capture_output=True)
+        return shutil.which("nginx") or (os.path.exists("/usr/sbin/nginx") and "/usr/sbin/nginx") or None
+    return None
+
+
+class StaticServer:
+    def __init__(self, root: Path, work: Path) -> None:
+        self.port = free_port()
+        nginx = ensure_nginx()
+        if nginx:
+            conf = work / "nginx.conf"
+            conf.write_text(
+                f"""worker_processes 1;
+daemon off;
+error_log {work}/nginx-error.log;
+pid {work}/nginx.pid;
+worker_rlimit_nofile 65536;
+events {{ worker_connections 20000; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 60s;
+  sendfile on;
+  server {{ listen 127.0.0.1:{self.port} backlog=16384; root {root}; }}
+}}
+"""
+            )
+            self.kind = "nginx"
+            self.proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(work)], stderr=subprocess.DEVNULL)
+        else:
+            print(
+                "bench: WARNING: nginx is not installed (apt-get install nginx-light); using a Python "
+                "server, which is then the bottleneck: the numbers compare the server, not the clients.",
+                file=sys.stderr,
+            )
+            self.kind = "python http.server"
+            self.proc = subprocess.Popen([PY, str(HERE / "static_server.py"), str(self.port), str(root)])
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=10)
+
+
+class LatencyServer:
+    def __init__(self, delay: float, body_bytes: int) -> None:
+        self.port = free_port()
+        self.kind = f"asyncio, {delay * 1000:.0f} ms delay"
+        self.body = (b"<p>latency</p>" * (body_bytes // 14 + 1))[:body_bytes]
+        self.proc = subprocess.Popen([PY, str(HERE / "latency_server.py"), str(self.port), str(delay), str(body_bytes)])
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=10)
+
+
+# --- scenarios ---------------------------------------------------------------------
+
+
+@dataclass
+class Scenario:
+    name: str
+    what: str
+    urls: list[str]
+    expected: dict[str, str]  # url -> sha256
+    concurrency: int
+    tools: list[str]
+    ideal: float | None = None
+    results: dict[str, list[dict]] = field(default_factory=dict)
+
+
+def make_corpus(site: Path, count: int, low: int, high: int, prefix: str, seed: int) -> dict[str, str]:
+    rng = random.Random(seed)
+    digests = {}
+    site.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        name = f"{prefix}{i}.html"
+        path = site / name
+        if not path.exists():
+            path.write_bytes(rng.randbytes(rng.randint(low, high)))
+        digests[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digests
+
+
+# --- running tools -------------------------------------------------------------------
+
+
+def command(tool: str, scenario: Scenario, out: Path, lists: Path) -> list[str]:
+    n = scenario.concurrency
+    if tool == "crawlsel":
+        return [PY, "-m", "crawlsel", "fetch", str(lists / "urls.txt"), "-o", str(out), "-c", str(n),
+                "--per-host", str(n), "-q", "--no-compressed"]
+    if tool == "aiohttp":
+        return [PY, str(HERE / "clients" / "aiohttp_fetch.py"), str(lists / "pairs.tsv"), str(n)]
+    if tool == "threads":
+        return [PY, str(HERE / "clients" / "threads_fetch.py"), str(lists / "pairs.tsv"), str(n)]
+    if tool == "curl":
+        return ["curl", "-s", "-Z", "--parallel-max", str(min(n, 300)), "-K", str(lists / "curl.cfg")]
+    if tool == "wget":
+        return ["wget", "-q", "-i", str(lists / "urls.txt"), "-P", str(out), "-nd"]
+    raise ValueError(tool)
+
+
+def output_path(tool: str, url: str, index: int, out: Path) -> Path:
+    if tool == "crawlsel":
+        return out.joinpath(*page_path(parse_url(url)))
+    if tool == "wget":
+        return out / url.rsplit("/", 1)[1]
+    return out / f"{index}"
+
+
+def write_lists(scenario: Scenario, lists: Path, outs: dict[str, Path]) -> None:
+    lists.mkdir(parents=True, exist_ok=True)
+    (lists / "urls.txt").write_text("".join(u + "\n" for u in scenario.urls))
+    pair_out = outs["pairs"]
+    (lists / "pairs.tsv").write_text("".join(f"{u}\t{pair_out / str(i)}\n" for i, u in enumerate(scenario.urls)))
+    (lists / "curl.cfg").write_text(
+        "".join(f'url = "{u}"\noutput = "{outs["curl"] / str(i)}"\n' for i, u in enumerate(scenario.urls))
+    )
+
+
+def run_once(tool: str, scenario: Scenario, base: Path, lists: Path) -> dict:
+    out = base / "out"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    if tool == "curl":
+        # curl does not create folders for -o
+        pass
+    started = time.perf_counter()
+    proc = subprocess.Popen(command(tool, scenario, out, lists), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.stderr:
+        proc.stderr.close()
+    bad = 0
+    for i, url in enumerate(scenario.urls):
+        path = output_path(tool, url, i, out)
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            bad += 1
+            continue
+        if digest != scenario.expected[url]:
+            bad += 1
+    return {
+        "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rss": usage.ru_maxrss / 1024,
+        "bad": bad,
+        "status": proc.returncode,
+        "stderr": stderr.strip().splitlines()[-1:] if stderr.strip() else [],
+    }
+
+
+def run_scenario(scenario: Scenario, base: Path, repeat: int) -> None:
+    lists = base / "lists" / scenario.name
+    out = base / "run"
+    write_lists(scenario, lists, {"pairs": out / "out", "curl": out / "out"})
+    tools = [t for t in scenario.tools if t == "crawlsel" or _available(t)]
+    for rep in range(repeat):
+        order = tools[rep % len(tools) :] + tools[: rep % len(tools)]  # interleaved, rotating
+        for tool in order:
+            result = run_once(tool, scenario, out, lists)
+            scenario.results.setdefault(tool, []).append(result)
+            print(
+                f"bench: {scenario.name:8} {tool:9} rep {rep + 1}: {result['wall']:.2f} s"
+                + (f", {result['bad']} pages wrong" if result["bad"] else "")
+                + (f" (exit {result['status']}: {' '.join(result['stderr'])})" if result["status"] else ""),
+                file=sys.stderr,
+            )
+
+
+def _available(tool: str) -> bool:
+    if tool in ("curl", "wget"):
+        return shutil.which(tool) is not None
+    module = {"aiohttp": "aiohttp", "threads": "requests"}[tool]
+    probe = subprocess.run([PY, "-c", f"import {module}"], capture_output=True)
+    if probe.returncode:
+        print(f"bench: {tool} skipped: `pip install -e '.[bench]'` installs {module}", file=sys.stderr)
+    return probe.returncode == 0
+
+
+def table(scenario: Scenario) -> str:
+    rows = []
+    pages = len(scenario.urls)
+    medians = {}
+    for tool, runs in scenario.results.items():
+        wall = statistics.median(r["wall"] for r in runs)
+        medians[tool] = {
+            "wall": wall,
+            "rate": pages / wall,
+            "cpu": statistics.median(r["cpu"] for r in runs),
+            "rss": max(r["rss"] for r in runs),
+            "bad": max(r["bad"] for r in runs),
+        }
+    base = medians.get("crawlsel", {}).get("rate")
+    header = f"| tool | wall s | pages/s | CPU s | peak RSS MiB | pages/s vs crawlsel | bytes |"
+    rows.append(f"### {scenario.name}: {scenario.what}")
+    rows.append("")
+    rows.append(header)
+    rows.append("|---|---:|---:|---:|---:|---:|---|")
+    for tool, m in sorted(medians.items(), key=lambda kv: -kv[1]["rate"]):
+        ratio = f"{m['rate'] / base:.2f}x" if base else "-"
+        ok = "all exact" if m["bad"] == 0 else f"{m['bad']} wrong"
+        rows.append(
+            f"| {tool} | {m['wall']:.3f} | {m['rate']:,.0f} | {m['cpu']:.2f} | {m['rss']:.1f} | {ratio} | {ok} |"
+        )
+    if scenario.ideal and "crawlsel" in medians:
+        rows.append("")
+        rows.append(f"ideal wall {scenario.ideal:.2f} s; crawlsel {medians['crawlsel']['wall'] / scenario.ideal:.3f}x ideal")
+    return "\n".join(rows) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a small version, under 30 s")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", default="", help="comma-separated scenario names")
+    parser.add_argument("--million", action="store_true", help="scale scenario with 1,000,000 URLs")
+    args = parser.parse_args()
+    root = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+    base = root / "crawlsel-bench"
+    base.mkdir(exist_ok=True)
+    quick = args.quick
+    small_n = 1000 if quick else 5000
+    corpus = make_corpus(base / "site", small_n, 2048, 32768, "p", seed=1)
+    big_n = 10 if quick else 100
+    big = make_corpus(base / "site", big_n, 1 << 20, 3 << 20, "big", seed=2)
+    static = StaticServer(base / "site", base)
+    latency = LatencyServer(0.1, 4096)
+    latency_sha = hashlib.sha256(latency.body).hexdigest()
+    s_url = f"http://127.0.0.1:{static.port}"
+    l_url = f"http://127.0.0.1:{latency.port}"
+    all_tools = ["crawlsel", "curl", "aiohttp", "threads", "wget"]
+    scenarios = [
+        Scenario("small", f"{small_n:,} pages of 2-32 KiB from {static.kind}, concurrency 64",
+                 [f"{s_url}/p{i}.html" for i in range(small_n)], {}, 64, all_tools),
+        Scenario("latency", f"{400 if quick else 2000:,} pages, 100 ms server delay, concurrency {100 if quick else 200}",
+                 [f"{l_url}/l{i}" for i in range(400 if quick else 2000)], {}, 100 if quick else 200,
+                 ["crawlsel", "curl", "aiohttp", "threads"], ideal=(400 / 100 if quick else 2000 / 200) * 0.1),
+        Scenario("big", f"{big_n} pages of 1-3 MiB from {static.kind}, concurrency 16",
+                 [f"{s_url}/big{i}.html" for i in range(big_n)], {}, 16, all_tools),
+        Scenario("scale", f"{(10_000 if quick else 1_000_000 if args.million else 100_000):,} URLs of small pages, concurrency 64",
+                 [f"{s_url}/p{i % small_n}.html?n={i}" for i in range(10_000 if quick else 1_000_000 if args.million else 100_000)],
+                 {}, 64, ["crawlsel"]),
+        Scenario("c10k", "20,000 pages, 100 ms delay, concurrency 10,000",
+                 [f"{l_url}/c{i}" for i in range(20_000)], {}, 10_000, ["crawlsel", "aiohttp"], ideal=0.2),
+    ]
+    if quick:
+        scenarios = [s for s in scenarios if s.name != "c10k"]
+    if args.only:
+        wanted = set(args.only.split(","))
+        scenarios = [s for s in scenarios if s.name in wanted]
+    for scenario in scenarios:
+        for url in scenario.urls:
+            name = url.rsplit("/", 1)[1].split("?")[0]
+            scenario.expected[url] = corpus.get(name) or big.get(name) or latency_sha
+    repeat = 1 if quick else args.repeat
+    try:
+        for scenario in scenarios:
+            run_scenario(scenario, base, repeat if scenario.name not in ("scale", "c10k") else 1 if quick else max(1, repeat // 3 + 1))
+    finally:
+        static.stop()
+        latency.stop()
+        shutil.rmtree(base / "run", ignore_errors=True)
+    print(f"\n## crawlsel benchmark, {time.strftime('%Y-%m-%d')}, {platform.node()}: "
+          f"{os.cpu_count()} cores, Python {platform.python_version()}, output on {root}\n")
+    for scenario in scenarios:
+        print(table(scenario))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -136,12 +136,13 @@ class Job:
 
 
 class _Origin:
-    __slots__ = ("key", "queue", "conns", "addresses", "resolving")
+    __slots__ = ("key", "queue", "conns", "idle", "addresses", "resolving")
 
     def __init__(self, key: tuple[str, str, int]) -> None:
         self.key = key
         self.queue: deque[Job] = deque()
         self.conns: list[Connection] = []
+        self.idle: list[Connection] = []  # keep-alive connections waiting for a request
         self.addresses: Answer | None = None
         self.resolving = False
 
@@ -338,18 +339,25 @@ class Dispatcher:
     def _pick_connection(self, origin: _Origin) -> Connection | None:
         if not self.config.keep_alive:
             return None
-        pipelined = None
-        for conn in origin.conns:
-            if not conn.reusable:
-                continue
-            inflight = conn.inflight
-            if inflight == 0 and conn in self._idle:
-                return conn
-            if inflight < self.config.pipeline and pipelined is None:
-                pipelined = conn
-        if pipelined is not None and len(origin.conns) >= self.config.per_host:
-            return pipelined
+        if origin.idle:
+            conn = origin.idle.pop()  # the most recently used: its socket is warm
+            del self._idle[conn]
+            return conn
+        pipeline = self.config.pipeline
+        if pipeline > 1 and len(origin.conns) >= self.config.per_host:
+            # Every connection is busy and no new one may open: pipeline on one.
+            for conn in origin.conns:
+                if conn.reusable and conn.inflight < pipeline:
+                    return conn
         return None
+
+    def _park(self, conn: Connection) -> None:
+        self._idle[conn] = None
+        self._origins[conn.origin].idle.append(conn)
+
+    def _unpark(self, conn: Connection) -> None:
+        if self._idle.pop(conn, False) is None:
+            self._origins[conn.origin].idle.remove(conn)
 
     def _connect(self, origin: _Origin) -> Connection:
         assert isinstance(origin.addresses, list)
@@ -384,7 +392,6 @@ class Dispatcher:
     def _start(self, conn: Connection, job: Job) -> None:
         self._queued -= 1
         self._active += 1
-        self._idle.pop(conn, None)
         if not job.started:
             job.started = time.monotonic()
             job.deadline = self._loop.call_later(self.config.timeout, self._expire, job)
@@ -396,7 +403,7 @@ class Dispatcher:
         """Close an idle connection to free its slot; False if it is busy."""
         if conn.inflight:
             return False
-        self._idle.pop(conn, None)
+        self._unpark(conn)
         conn.close()
         self._forget(conn)
         return True
@@ -432,7 +439,7 @@ class Dispatcher:
             self._retire(conn)  # we asked for "Connection: close"; no need to wait for it
             self._wake_starved()
         elif conn.inflight == 0:
-            self._idle[conn] = None
+            self._park(conn)
             if origin.queue:
                 self._schedule(origin)
             elif self._starved:
@@ -443,7 +450,7 @@ class Dispatcher:
         self._fill()
 
     def connection_lost(self, conn: Connection, exchanges: list, error: CrawlError | None) -> None:
-        self._idle.pop(conn, None)
+        self._unpark(conn)
         self._forget(conn)
         origin = self._origins[conn.origin]
         again: list[Job] = []

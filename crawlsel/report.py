@@ -14,7 +14,6 @@ import sys
 import time
 from array import array
 from typing import IO, Any
-from urllib.parse import urlsplit
 
 from crawlsel.models import FetchResult
 
@@ -274,13 +273,12 @@ def _isatty(stream: IO[str]) -> bool:
 
 
 def _host_of(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
+    # Results carry URLs that passed parse_url (or invalid lines): a split is enough.
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
         return "(invalid)"
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return "(invalid)"
-    return parts.netloc.lower().rsplit("@", 1)[-1]
+    netloc = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    return netloc.lower().rsplit("@", 1)[-1] or "(invalid)"
 
 
 def _bare_host(netloc: str) -> str:

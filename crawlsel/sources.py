@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 import sys
 from collections.abc import Iterable, Iterator
@@ -22,6 +23,13 @@ MAX_LINE_BYTES = 64 * 1024  # a URL this long is a broken list, not a page (curl
 # Characters that may stay as they are in a request-target (RFC 3986 pchar, "/", "?", "%").
 _TARGET_SAFE = "/?%:@!$&'()*+,;=-._~"
 _BOM = b"\xef\xbb\xbf"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Lower-case scheme and host, a port, and a target made only of characters that
+# need no encoding (no "#", no "%" escapes, no IPv6 literal): parse_url's fast path.
+_PLAIN_URL = re.compile(
+    r"(https?)://((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)"
+    r"(?::([0-9]{1,5}))?((?:/[A-Za-z0-9\-._~!$&'()*+,;=:@/]*)?(?:\?[A-Za-z0-9\-._~!$&'()*+,;=:@/?]*)?)\Z"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +48,16 @@ Record = Target | InvalidLine | WaitForInput
 
 def parse_url(text: str, *, line: int = 0, index: int = 0) -> Target:
     """Validate and normalise one absolute http(s) URL, or raise ``InvalidURL``."""
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+    plain = _PLAIN_URL.match(text)
+    if plain is not None:
+        # The common case, a URL with nothing to encode: skip urlsplit and quote.
+        scheme, host, port, target = plain.groups()
+        number = int(port) if port else DEFAULT_PORTS[scheme]
+        if 0 < number < 65536:
+            if not target.startswith("/"):
+                target = "/" + target  # "" or "?query"
+            return Target(text, scheme, host, number, target, line, index)
+    if _CONTROL.search(text):
         raise InvalidURL("contains control characters")
     try:
         parts = urlsplit(text)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -35,6 +36,8 @@ _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 _WINDOWS_RESERVED = frozenset(
     ["CON", "PRN", "AUX", "NUL"] + [f"COM{i}" for i in range(10)] + [f"LPT{i}" for i in range(10)]
 )
+# A segment made only of these needs no escaping (and is at most 200 bytes).
+_PLAIN = re.compile(rf"[A-Za-z0-9\-._~!$&'()+,;=@]{{1,{MAX_NAME_BYTES}}}")
 _OPEN_FLAGS = (
     os.O_WRONLY
     | os.O_CREAT
@@ -82,6 +85,12 @@ def _remove_dot_segments(path: str) -> list[str]:
 
 def safe_name(segment: str) -> str:
     """One path segment as a portable file name (see the module docstring)."""
+    if (
+        _PLAIN.fullmatch(segment)
+        and not segment.endswith(".")
+        and segment.split(".", 1)[0].upper() not in _WINDOWS_RESERVED
+    ):
+        return segment  # the common case: nothing to escape or decode
     out: list[str] = []
     i, n = 0, len(segment)
     while i < n:
@@ -155,16 +164,18 @@ class PageFile:
 
     __slots__ = ("final", "_tmp", "_fd")
 
-    def __init__(self, final: Path, tmp: Path, fd: int) -> None:
+    def __init__(self, final: str, tmp: str, fd: int) -> None:
         self.final = final
         self._tmp = tmp
         self._fd = fd
 
     def write(self, data: bytes) -> None:
-        view = memoryview(data)
         try:
-            while view:
-                view = view[os.write(self._fd, view) :]
+            written = os.write(self._fd, data)
+            if written != len(data):  # rare on a regular file: finish the rest
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(self._fd, view) :]
         except OSError as exc:
             self.discard()
             raise WriteError(f"cannot write {self.final}: {exc.strerror or exc}") from None
@@ -173,11 +184,16 @@ class PageFile:
         try:
             os.close(self._fd)
             self._fd = -1
-            os.replace(self._tmp, self.final)
+            try:
+                os.replace(self._tmp, self.final)
+            except IsADirectoryError:
+                # "/a" after "/a/b" made a folder "a": the page goes inside it.
+                self.final = os.path.join(self.final, INDEX_NAME)
+                os.replace(self._tmp, self.final)
         except OSError as exc:
             self.discard()
             raise WriteError(f"cannot save {self.final}: {exc.strerror or exc}") from None
-        return str(self.final)
+        return self.final
 
     def discard(self) -> None:
         if self._fd >= 0:
@@ -193,53 +209,57 @@ class PageWriter:
     """Opens ``PageFile``s for 2xx responses; no two URLs of a run get the same file."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self._claimed: dict[str, str] = {}  # case-folded relative path -> URL
-        self._made_dirs: set[Path] = set()
+        self.root = str(root)
+        # hash of the case-folded relative path -> hash of the URL that owns it:
+        # integers, so that a run of a million URLs keeps this small.
+        self._claimed: dict[int, int] = {}
+        self._names: dict[str, str] = {}  # URL -> relative path, for URLs not yet saved
+        self._made_dirs: set[str] = set()
+        self._tmp_prefix = f".crawlsel-{os.getpid()}-"
         self._tmp_ids = itertools.count()
 
     def open(self, target: Target, head: ResponseHead) -> PageFile | None:
         if not 200 <= head.status < 300:
             return None
-        final = self.claim(target)
-        folder = final.parent
+        relative = self._names.pop(target.url, None) or self._claim(target)
+        final = os.path.join(self.root, relative)
+        folder = os.path.dirname(final)
         try:
             if folder not in self._made_dirs:
                 try:
-                    folder.mkdir(parents=True, exist_ok=True)
+                    os.makedirs(folder, exist_ok=True)
                 except (FileExistsError, NotADirectoryError):
-                    final = self._around_file(final, target)
-                    folder = final.parent
+                    final = os.path.join(self.root, self._around_file(relative, target))
+                    folder = os.path.dirname(final)
                 self._made_dirs.add(folder)
-            if final.is_dir():
-                # "/a" after "/a/b" made a folder "a": the page goes inside it.
-                final = self._claim_relative(
-                    final.relative_to(self.root).as_posix() + "/" + INDEX_NAME, target
-                )
-            tmp = folder / f".crawlsel-{os.getpid()}-{next(self._tmp_ids)}.part"
+            tmp = os.path.join(folder, f"{self._tmp_prefix}{next(self._tmp_ids)}.part")
             fd = os.open(tmp, _OPEN_FLAGS, 0o644)
         except OSError as exc:
             raise WriteError(f"cannot create {final}: {exc.strerror or exc}") from None
         return PageFile(final, tmp, fd)
 
-    def _around_file(self, final: Path, target: Target) -> Path:
-        """A file stands where a folder of ``final`` should be ("/a" saved before
+    def _around_file(self, relative: str, target: Target) -> str:
+        """A file stands where a folder of the page should be ("/a" saved before
         "/a/b"): the rest of the path is kept in one name, its slashes escaped."""
-        parts = final.relative_to(self.root).parts
+        parts = relative.split("/")
         for i in range(1, len(parts)):
-            if self.root.joinpath(*parts[:i]).is_file():
+            if os.path.isfile(os.path.join(self.root, *parts[:i])):
                 flat = "%2F".join(parts[i - 1 :])
                 return self._claim_relative("/".join([*parts[: i - 1], flat]), target)
-        raise NotADirectoryError(f"cannot create the folders of {final}")
+        raise NotADirectoryError(f"cannot create the folders of {relative}")
 
     def prepare(self, target: Target) -> None:
         """Claim the URL's name in input order, so that names do not depend on timing."""
-        self.claim(target)
+        self._names[target.url] = self._claim(target)
 
     def existing(self, target: Target) -> str | None:
         """For --skip-existing: the saved file of this URL, if there is one."""
-        path = self.claim(target)
-        return str(path) if path.is_file() else None
+        relative = self._claim(target)
+        path = os.path.join(self.root, relative)
+        if os.path.isfile(path):
+            return path
+        self._names[target.url] = relative
+        return None
 
     def claim(self, target: Target) -> Path:
         """The final path for a URL; a second URL wanting the same name gets a suffix.
@@ -247,17 +267,19 @@ class PageWriter:
         Names are compared case-folded, so that a run never overwrites its own
         pages on a case-insensitive file system (macOS, Windows).
         """
+        return Path(self.root, self._claim(target))
+
+    def _claim(self, target: Target) -> str:
         return self._claim_relative("/".join(page_path(target)), target)
 
-    def _claim_relative(self, relative: str, target: Target) -> Path:
-        owner = self._claimed.setdefault(relative.casefold(), target.url)
-        if owner != target.url:
+    def _claim_relative(self, relative: str, target: Target) -> str:
+        owner = hash(target.url)
+        if self._claimed.setdefault(hash(relative.casefold()), owner) != owner:
             for n in itertools.count(1):
                 candidate = f"{relative}.{n}"
-                if self._claimed.setdefault(candidate.casefold(), target.url) == target.url:
-                    relative = candidate
-                    break
-        return self.root.joinpath(relative)
+                if self._claimed.setdefault(hash(candidate.casefold()), owner) == owner:
+                    return candidate
+        return relative
 
 
 class OrderedOutput:

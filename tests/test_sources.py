@@ -114,3 +114,25 @@ def test_parse_url(url: str, scheme: str, host: str, port: int, target: str) -> 
 def test_parse_url_rejects(url: str, reason: str) -> None:
     with pytest.raises(InvalidURL, match=reason.replace("(", r"\(").replace(")", r"\)")):
         parse_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://h",
+        "http://h?q=1",
+        "http://127.0.0.1:8080/p1.html",
+        "https://example.com/a/b?x=1&y=2",
+        "http://h:80/x",
+        "http://h/?",
+        "http://a-b.c-d.example/x;y=1/z:w@v",
+    ],
+)
+def test_the_fast_path_agrees_with_the_full_parser(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    import crawlsel.sources as sources
+
+    fast = parse_url(url)
+    monkeypatch.setattr(sources, "_PLAIN_URL", re.compile(r"(?!)"))
+    assert parse_url(url) == fast

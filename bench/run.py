@@ -198,7 +198,15 @@ def run_once(tool: str, scenario: Scenario, base: Path, lists: Path) -> dict:
         pass
     started = time.perf_counter()
     proc = subprocess.Popen(command(tool, scenario, out, lists), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    peak_kib = 0
+    while True:
+        # The child's own peak RSS: VmHWM belongs to the image after exec, whereas
+        # wait4's ru_maxrss also counts the copy of this Python process before exec.
+        peak_kib = max(peak_kib, _vm_hwm_kib(proc.pid))
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        time.sleep(0.005)
     wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
     stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
@@ -217,11 +225,22 @@ def run_once(tool: str, scenario: Scenario, base: Path, lists: Path) -> dict:
     return {
         "wall": wall,
         "cpu": usage.ru_utime + usage.ru_stime,
-        "rss": usage.ru_maxrss / 1024,
+        "rss": (peak_kib or usage.ru_maxrss) / 1024,
         "bad": bad,
         "status": proc.returncode,
         "stderr": stderr.strip().splitlines()[-1:] if stderr.strip() else [],
     }
+
+
+def _vm_hwm_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def run_scenario(scenario: Scenario, base: Path, repeat: int) -> None:

@@ -9,130 +9,26 @@ enforces the whole-URL deadline, and turns every URL into exactly one
 
 from __future__ import annotations
 
-import random
 import socket
 import ssl
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol
-from urllib.parse import urljoin
 
 from crawlsel.connection import Connection, Tracer
-from crawlsel.decoding import BodyDecoder
-from crawlsel.errors import (
-    ConnectError,
-    ConnectionClosed,
-    ConnectionReset,
-    CrawlError,
-    HTTPStatusError,
-    InvalidURL,
-    RedirectError,
-    Timeout,
-    TooLarge,
-)
-from crawlsel.http11 import RequestTemplate, ResponseHead
-from crawlsel.loop import EventLoop, Timer
+from crawlsel.errors import ConnectionClosed, CrawlError
+from crawlsel.http11 import ResponseHead
+from crawlsel.job import Job, JobContext, SinkFactory, request_key
+from crawlsel.loop import EventLoop
 from crawlsel.models import Config, FetchResult, InvalidLine, Target
 from crawlsel.resolver import Answer, Resolver
-from crawlsel.sources import WaitForInput, parse_url
+from crawlsel.sources import WaitForInput
 from crawlsel.tls import make_context
 
 RECV_BUFFER_BYTES = 256 * 1024  # one buffer for every recv_into of the run
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})  # as curl --retry
-RETRY_ERRORS = (ConnectError, ConnectionReset, Timeout)
-CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
-
-class Sink(Protocol):
-    def write(self, data: bytes) -> None: ...
-    def commit(self) -> str | None: ...
-    def discard(self) -> None: ...
-
-
-SinkFactory = Callable[[Target, ResponseHead], "Sink | None"]
 ResultCallback = Callable[[FetchResult], None]
 SkipCheck = Callable[[Target], "str | None"]
-
-
-class Job:
-    """One URL on its way through the run; the ``Exchange`` a connection carries."""
-
-    __slots__ = (
-        "target",
-        "current",
-        "method",
-        "request",
-        "started",
-        "head",
-        "sink",
-        "decoder",
-        "bytes",
-        "attempts",
-        "resent",
-        "redirects",
-        "conn",
-        "deadline",
-        "retry_timer",
-        "expired",
-        "final",
-        "_owner",
-    )
-
-    def __init__(self, target: Target, owner: Dispatcher) -> None:
-        self.target = target  # as listed: names the saved file
-        self.current = target  # after redirects
-        self.method = owner.method
-        self.request = owner.render(target, target)
-        self.started = 0.0
-        self.head: ResponseHead | None = None
-        self.sink: Sink | None = None
-        self.decoder: BodyDecoder | None = None
-        self.bytes = 0
-        self.attempts = 0
-        self.resent = False
-        self.redirects: list[Target] = []
-        self.conn: Connection | None = None
-        self.deadline: Timer | None = None
-        self.retry_timer: Timer | None = None
-        self.expired = False
-        self.final = False  # this response is the one the URL ends with
-        self._owner = owner
-
-    def on_head(self, head: ResponseHead) -> None:
-        self.head = head
-        self.final = self._owner.is_final(self, head)
-        if not self.final:
-            return  # a redirect or a retry: the body is drained, not kept
-        limit = self._owner.config.max_size
-        if (
-            head.content_length is not None
-            and head.content_length > limit
-            and not head.header("content-encoding")
-        ):
-            raise TooLarge(f"body of {head.content_length:,} bytes is larger than --max-size ({limit:,})")
-        encoding = head.header("content-encoding") if self._owner.config.compressed else None
-        self.decoder = BodyDecoder(encoding or "", limit)
-        self.sink = self._owner.open_sink(self.target, head)
-
-    def on_body(self, data: bytes) -> None:
-        decoder = self.decoder
-        if decoder is None:
-            return
-        sink = self.sink
-        for chunk in decoder.decode(data):
-            if sink is not None:
-                sink.write(chunk)
-        self.bytes = decoder.decoded
-
-    def reset(self) -> None:
-        """Forget a partial answer before the request is sent again (or the run stops)."""
-        if self.sink is not None:
-            self.sink.discard()
-        self.head = self.sink = self.decoder = None
-        self.bytes = 0
-        self.final = False
 
 
 class _Origin:
@@ -160,8 +56,7 @@ class Dispatcher:
         trace: Tracer | None = None,
     ) -> None:
         self.config = config
-        self.method = config.method
-        self.open_sink = open_sink
+        self._context = JobContext(config, open_sink)
         self._loop = loop
         self._on_result = on_result
         self._skip = skip
@@ -172,13 +67,6 @@ class Dispatcher:
             pinned={(host, port): addr for host, port, addr in config.pinned},
         )
         self._tls: ssl.SSLContext | None = None
-        encoding = "gzip, deflate" if config.compressed else "identity"
-        self._template = RequestTemplate(config.user_agent, config.headers, encoding)
-        self._template_no_credentials = RequestTemplate(
-            config.user_agent,
-            tuple(h for h in config.headers if h[0].lower() not in CREDENTIAL_HEADERS),
-            encoding,
-        )
         self._buffer = bytearray(RECV_BUFFER_BYTES)
         self._origins: dict[tuple[str, str, int], _Origin] = {}
         self._idle: OrderedDict[Connection, None] = OrderedDict()  # least recently used first
@@ -271,7 +159,7 @@ class Dispatcher:
 
     def _admit(self, target: Target) -> None:
         if self.config.dedupe:
-            key = hash(_key(target))
+            key = hash(request_key(target))
             if key in self._seen:
                 return
             self._seen.add(key)
@@ -282,7 +170,7 @@ class Dispatcher:
                     FetchResult(url=target.url, path=existing, index=target.index, skipped=True, attempts=0)
                 )
                 return
-        self._enqueue(Job(target, self))
+        self._enqueue(Job(target, self._context))
 
     def _enqueue(self, job: Job, *, front: bool = False) -> None:
         key = job.current.origin
@@ -295,10 +183,6 @@ class Dispatcher:
             origin.queue.append(job)
         self._queued += 1
         self._schedule(origin)
-
-    def render(self, original: Target, current: Target) -> bytes:
-        template = self._template if current.origin == original.origin else self._template_no_credentials
-        return template.render(self.method, current, self.config.keep_alive)
 
     def _maybe_finish(self) -> None:
         if self._source_done and not self._queued and not self._active and not self._backing_off:
@@ -458,11 +342,9 @@ class Dispatcher:
             self._active -= 1
             job.conn = None
             if job.expired:
-                self._fail(job, self._timeout_error())
+                self._fail(job, self._context.timeout_error())
             elif i == 0 and error is not None and not self._may_resend(conn, job, error):
-                if isinstance(error, RETRY_ERRORS) and self._retry(job, None):
-                    continue
-                self._fail(job, error)
+                self._error(job, error)
             else:
                 # Sent but never answered (a dead keep-alive connection, or pipelined
                 # behind a response that closed): sending it again is not a retry.
@@ -486,94 +368,27 @@ class Dispatcher:
         job.resent = True
         return True
 
-    # --- what a response means -----------------------------------------------
-
-    def is_final(self, job: Job, head: ResponseHead) -> bool:
-        """False when the response will be followed (redirect) or retried."""
-        status = head.status
-        if status in REDIRECT_STATUSES and self.config.follow and head.header("location") is not None:
-            return False
-        if status in RETRY_STATUSES and job.attempts <= self.config.retries and not job.expired:
-            return False
-        return True
+    # --- what a response means (the policy is in job.py) -----------------------
 
     def _respond(self, job: Job, head: ResponseHead) -> None:
-        if not job.final:
-            if head.status in REDIRECT_STATUSES:
-                self._redirect(job, head)
-            elif not self._retry(job, head):
-                self._fail(job, HTTPStatusError(_status_message(head, self.config)), status=head.status)
-            return
-        error: CrawlError | None = None
-        path = None
-        try:
-            if job.decoder is not None:
-                job.decoder.finish()
-            if head.status >= 300:
-                error = HTTPStatusError(_status_message(head, self.config))
-            if job.sink is not None:
-                path = job.sink.commit()
-                job.sink = None
-        except CrawlError as exc:
-            error = exc
-        if error is not None and path is None and job.sink is not None:
-            job.sink.discard()
-        self._report(job, head.status, path if error is None else None, error)
+        kind, value = self._context.outcome(job, head)
+        if kind == "redirect":
+            self._enqueue(job, front=True)
+        elif kind == "retry":
+            self._back_off(job, value)  # type: ignore[arg-type]
+        else:
+            self._deliver(job, value)  # type: ignore[arg-type]
 
-    def _redirect(self, job: Job, head: ResponseHead) -> None:
-        location = head.header("location") or ""
-        try:
-            url = urljoin(job.current.url, location.strip())
-            if "#" in url:
-                url = url.split("#", 1)[0]
-            scheme = url.split(":", 1)[0].lower()
-            if scheme not in ("http", "https"):
-                raise RedirectError(f"redirect to unsupported URL scheme {scheme!r}: {location}")
-            target = parse_url(url, line=job.target.line, index=job.target.index)
-        except InvalidURL as exc:
-            self._fail(
-                job, RedirectError(f"redirect to an invalid URL ({exc}): {location}"), status=head.status
-            )
-            return
-        except RedirectError as exc:
-            self._fail(job, exc, status=head.status)
-            return
-        visited = [job.target, *job.redirects]
-        keys = [_key(t) for t in visited]
-        if _key(target) in keys:
-            loop = visited[keys.index(_key(target)) :] + [target]
-            chain = " -> ".join(t.url for t in loop)
-            self._fail(job, RedirectError(f"redirect loop: {chain}"), status=head.status)
-            return
-        if len(job.redirects) >= self.config.max_redirects:
-            self._fail(
-                job,
-                RedirectError(f"too many redirects (more than {self.config.max_redirects})"),
-                status=head.status,
-            )
-            return
-        job.redirects.append(target)
-        job.current = target
-        job.request = self.render(job.target, target)
-        job.resent = False
-        job.reset()
-        self._enqueue(job, front=True)
+    def _error(self, job: Job, error: CrawlError) -> None:
+        kind, value = self._context.error_outcome(job, error)
+        if kind == "retry" and not self._stopping:
+            self._back_off(job, value)  # type: ignore[arg-type]
+        else:
+            self._fail(job, error)
 
-    def _retry(self, job: Job, head: ResponseHead | None) -> bool:
-        """Schedule another attempt after a backoff; False when attempts are used up."""
-        config = self.config
-        if job.attempts > config.retries or job.expired or self._stopping:
-            return False
-        delay = config.retry_delay * 2 ** (job.attempts - 1) * random.uniform(0.5, 1.0)
-        if head is not None:
-            asked = _retry_after(head.header("retry-after"))
-            if asked is not None:
-                delay = asked
-        delay = min(delay, config.max_retry_wait)
-        job.reset()
+    def _back_off(self, job: Job, delay: float) -> None:
         self._backing_off += 1
         job.retry_timer = self._loop.call_later(delay, self._retry_now, job)
-        return True
 
     def _retry_now(self, job: Job) -> None:
         self._backing_off -= 1
@@ -585,48 +400,31 @@ class Dispatcher:
         """The whole-URL deadline (--timeout) passed."""
         job.deadline = None
         job.expired = True
+        error = self._context.timeout_error()
         if job.conn is not None:
-            job.conn.abort(self._timeout_error())  # connection_lost fails the job
+            job.conn.abort(error)  # connection_lost fails the job
         elif job.retry_timer is not None:
             job.retry_timer.cancel()
             job.retry_timer = None
             self._backing_off -= 1
-            self._fail(job, self._timeout_error())
+            self._fail(job, error)
         elif job in self._origins[job.current.origin].queue:
             self._origins[job.current.origin].queue.remove(job)
             self._queued -= 1
-            self._fail(job, self._timeout_error())
+            self._fail(job, error)
         self._fill()
-
-    def _timeout_error(self) -> Timeout:
-        return Timeout(f"gave up after {self.config.timeout:g} s (--timeout)")
 
     # --- results -------------------------------------------------------------
 
     def _fail(self, job: Job, error: CrawlError, *, status: int | None = None) -> None:
-        job.reset()
-        self._report(job, status, None, error)
-        self._maybe_finish()
+        self._deliver(job, self._context.failure(job, error, status=status))
 
-    def _report(self, job: Job, status: int | None, path: str | None, error: CrawlError | None) -> None:
+    def _deliver(self, job: Job, result: FetchResult) -> None:
         if job.deadline is not None:
             job.deadline.cancel()
             job.deadline = None
-        started = job.started or time.monotonic()
-        self._on_result(
-            FetchResult(
-                url=job.target.url,
-                final_url=job.current.url,
-                status=status,
-                path=path,
-                bytes=job.bytes if error is None else 0,
-                elapsed_ms=(time.monotonic() - started) * 1000.0,
-                error=str(error) if error else None,
-                error_kind=error.kind if error else None,
-                index=job.target.index,
-                attempts=job.attempts,
-            )
-        )
+        self._on_result(result)
+        self._maybe_finish()
 
 
 class _InputWaiter:
@@ -639,36 +437,3 @@ class _InputWaiter:
 
     def on_ready(self, mask: int) -> None:
         self._dispatcher.input_ready()
-
-
-def _key(target: Target) -> tuple[str, str, int, str]:
-    """What makes two URLs the same request."""
-    return (target.scheme, target.host, target.port, target.target)
-
-
-def _status_message(head: ResponseHead, config: Config) -> str:
-    text = f"HTTP {head.status} {head.reason}".rstrip()
-    if head.status in REDIRECT_STATUSES:
-        if not config.follow:
-            return f"{text} (not followed: --no-follow)"
-        if head.header("location") is None:
-            return f"{text} without a Location"
-    return text
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds (RFC 9110 10.2.3): delay-seconds or an HTTP-date."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    import email.utils  # only for this rare header: keeps start-up short
-
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())

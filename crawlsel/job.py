@@ -1,0 +1,286 @@
+"""One URL's state on its way through a run, and what its responses mean.
+
+Shared by every engine: ``Job`` is the exchange a connection carries (its head and
+body go to a decoder and a sink); ``JobContext`` holds the run's policy: whether a
+response is final, where a redirect leads, how long to back off before a retry,
+and which ``FetchResult`` a URL ends with.  Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+from urllib.parse import urljoin
+
+from crawlsel.decoding import BodyDecoder
+from crawlsel.errors import (
+    ConnectError,
+    ConnectionReset,
+    CrawlError,
+    HTTPStatusError,
+    InvalidURL,
+    RedirectError,
+    Timeout,
+    TooLarge,
+)
+from crawlsel.http11 import RequestTemplate, ResponseHead
+from crawlsel.models import Config, FetchResult, Target
+from crawlsel.sources import parse_url
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})  # as curl --retry
+RETRY_ERRORS = (ConnectError, ConnectionReset, Timeout)
+CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+class Sink(Protocol):
+    def write(self, data: bytes) -> None: ...
+    def commit(self) -> str | None: ...
+    def discard(self) -> None: ...
+
+
+SinkFactory = Callable[[Target, ResponseHead], "Sink | None"]
+
+# What a finished exchange leads to: follow a redirect, retry after a delay, or done.
+Redirect = tuple[str, Target]
+Retry = tuple[str, float]
+Done = tuple[str, FetchResult]
+
+
+class Job:
+    """One URL on its way through the run; the ``Exchange`` a connection carries."""
+
+    __slots__ = (
+        "target",
+        "current",
+        "method",
+        "request",
+        "started",
+        "head",
+        "sink",
+        "decoder",
+        "bytes",
+        "attempts",
+        "resent",
+        "redirects",
+        "conn",
+        "deadline",
+        "retry_timer",
+        "expired",
+        "final",
+        "_context",
+    )
+
+    def __init__(self, target: Target, context: JobContext) -> None:
+        self.target = target  # as listed: names the saved file
+        self.current = target  # after redirects
+        self.method = context.method
+        self.request = context.render(target, target)
+        self.started = 0.0
+        self.head: ResponseHead | None = None
+        self.sink: Sink | None = None
+        self.decoder: BodyDecoder | None = None
+        self.bytes = 0
+        self.attempts = 0
+        self.resent = False
+        self.redirects: list[Target] = []
+        self.conn: Any = None  # the connection carrying it, in the select engine
+        self.deadline: Any = None  # the --timeout timer, in the select engine
+        self.retry_timer: Any = None
+        self.expired = False
+        self.final = False  # this response is the one the URL ends with
+        self._context = context
+
+    def on_head(self, head: ResponseHead) -> None:
+        self.head = head
+        context = self._context
+        self.final = context.is_final(self, head)
+        if not self.final:
+            return  # a redirect or a retry: the body is drained, not kept
+        limit = context.config.max_size
+        encoding = head.header("content-encoding") if context.config.compressed else None
+        if head.content_length is not None and head.content_length > limit and not encoding:
+            raise TooLarge(f"body of {head.content_length:,} bytes is larger than --max-size ({limit:,})")
+        self.decoder = BodyDecoder(encoding or "", limit)
+        self.sink = context.open_sink(self.target, head)
+
+    def on_body(self, data: bytes) -> None:
+        decoder = self.decoder
+        if decoder is None:
+            return
+        sink = self.sink
+        for chunk in decoder.decode(data):
+            if sink is not None:
+                sink.write(chunk)
+        self.bytes = decoder.decoded
+
+    def reset(self) -> None:
+        """Forget a partial answer before the request is sent again (or the run stops)."""
+        if self.sink is not None:
+            self.sink.discard()
+        self.head = self.sink = self.decoder = None
+        self.bytes = 0
+        self.final = False
+
+
+class JobContext:
+    """The run's policy for requests and responses, shared by all jobs of a run."""
+
+    def __init__(self, config: Config, open_sink: SinkFactory) -> None:
+        self.config = config
+        self.method = config.method
+        self.open_sink = open_sink
+        encoding = "gzip, deflate" if config.compressed else "identity"
+        self._template = RequestTemplate(config.user_agent, config.headers, encoding)
+        self._template_no_credentials = RequestTemplate(
+            config.user_agent,
+            tuple(h for h in config.headers if h[0].lower() not in CREDENTIAL_HEADERS),
+            encoding,
+        )
+
+    def render(self, original: Target, current: Target) -> bytes:
+        """Request bytes; credentials given with -H go only to the listed URL's origin."""
+        template = self._template if current.origin == original.origin else self._template_no_credentials
+        return template.render(self.method, current, self.config.keep_alive)
+
+    def is_final(self, job: Job, head: ResponseHead) -> bool:
+        """False when the response will be followed (redirect) or retried."""
+        status = head.status
+        if status in REDIRECT_STATUSES and self.config.follow and head.header("location") is not None:
+            return False
+        if status in RETRY_STATUSES and job.attempts <= self.config.retries and not job.expired:
+            return False
+        return True
+
+    def outcome(self, job: Job, head: ResponseHead) -> Redirect | Retry | Done:
+        """What a complete response means for its URL; saves the page when final."""
+        if not job.final:
+            if head.status in REDIRECT_STATUSES:
+                try:
+                    return ("redirect", self.follow(job, head))
+                except RedirectError as exc:
+                    return ("done", self.failure(job, exc, status=head.status))
+            delay = self.retry_delay(job, head)
+            if delay is not None:
+                return ("retry", delay)
+            return ("done", self.failure(job, HTTPStatusError(status_message(head, self.config)), status=head.status))
+        error: CrawlError | None = None
+        path = None
+        try:
+            if job.decoder is not None:
+                job.decoder.finish()
+            if head.status >= 300:
+                error = HTTPStatusError(status_message(head, self.config))
+            if job.sink is not None:
+                path = job.sink.commit()
+                job.sink = None
+        except CrawlError as exc:
+            error = exc
+        if error is not None and job.sink is not None:
+            job.sink.discard()
+            job.sink = None
+        return ("done", self.result(job, head.status, path if error is None else None, error))
+
+    def error_outcome(self, job: Job, error: CrawlError) -> Retry | Done:
+        """What a failed exchange means: a retry after a delay, or the URL's end."""
+        if isinstance(error, RETRY_ERRORS):
+            delay = self.retry_delay(job, None)
+            if delay is not None:
+                return ("retry", delay)
+        return ("done", self.failure(job, error))
+
+    def follow(self, job: Job, head: ResponseHead) -> Target:
+        """The redirect's target, with the job moved to it; RedirectError if refused."""
+        location = head.header("location") or ""
+        url = urljoin(job.current.url, location.strip()).split("#", 1)[0]
+        scheme = url.split(":", 1)[0].lower()
+        if scheme not in ("http", "https"):
+            raise RedirectError(f"redirect to unsupported URL scheme {scheme!r}: {location}")
+        try:
+            target = parse_url(url, line=job.target.line, index=job.target.index)
+        except InvalidURL as exc:
+            raise RedirectError(f"redirect to an invalid URL ({exc}): {location}") from None
+        visited = [job.target, *job.redirects]
+        keys = [request_key(t) for t in visited]
+        if request_key(target) in keys:
+            chain = " -> ".join(t.url for t in [*visited[keys.index(request_key(target)) :], target])
+            raise RedirectError(f"redirect loop: {chain}")
+        if len(job.redirects) >= self.config.max_redirects:
+            raise RedirectError(f"too many redirects (more than {self.config.max_redirects})")
+        job.redirects.append(target)
+        job.current = target
+        job.request = self.render(job.target, target)
+        job.resent = False
+        job.attempts = 0  # each hop has its own retries; --timeout bounds the whole URL
+        job.reset()
+        return target
+
+    def retry_delay(self, job: Job, head: ResponseHead | None) -> float | None:
+        """Seconds to wait before the next attempt, or None when attempts are used up."""
+        config = self.config
+        if job.attempts > config.retries or job.expired:
+            return None
+        delay = config.retry_delay * 2 ** (job.attempts - 1) * random.uniform(0.5, 1.0)
+        if head is not None:
+            asked = retry_after(head.header("retry-after"))
+            if asked is not None:
+                delay = asked
+        job.reset()
+        return min(delay, config.max_retry_wait)
+
+    def timeout_error(self) -> Timeout:
+        return Timeout(f"gave up after {self.config.timeout:g} s (--timeout)")
+
+    def failure(self, job: Job, error: CrawlError, *, status: int | None = None) -> FetchResult:
+        job.reset()
+        return self.result(job, status, None, error)
+
+    def result(self, job: Job, status: int | None, path: str | None, error: CrawlError | None) -> FetchResult:
+        started = job.started or time.monotonic()
+        return FetchResult(
+            url=job.target.url,
+            final_url=job.current.url,
+            status=status,
+            path=path,
+            bytes=job.bytes if error is None else 0,
+            elapsed_ms=(time.monotonic() - started) * 1000.0,
+            error=str(error) if error else None,
+            error_kind=error.kind if error else None,
+            index=job.target.index,
+            attempts=job.attempts,
+        )
+
+
+def request_key(target: Target) -> tuple[str, str, int, str]:
+    """What makes two URLs the same request."""
+    return (target.scheme, target.host, target.port, target.target)
+
+
+def status_message(head: ResponseHead, config: Config) -> str:
+    text = f"HTTP {head.status} {head.reason}".rstrip()
+    if head.status in REDIRECT_STATUSES:
+        if not config.follow:
+            return f"{text} (not followed: --no-follow)"
+        if head.header("location") is None:
+            return f"{text} without a Location"
+    return text
+
+
+def retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds (RFC 9110 10.2.3): delay-seconds or an HTTP-date."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    import email.utils  # only for this rare header: keeps start-up short
+
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())

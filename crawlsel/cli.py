@@ -8,6 +8,7 @@ maps outcomes to exit codes.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import ipaddress
 import os
 import re
@@ -21,6 +22,7 @@ import click
 
 from crawlsel import __version__
 from crawlsel.dispatcher import Dispatcher
+from crawlsel.engines import ENGINES
 from crawlsel.errors import ExitStatus, InvalidURL, SourceError
 from crawlsel.http11 import ResponseHead
 from crawlsel.loop import EventLoop
@@ -294,6 +296,13 @@ def main() -> None:
 @click.option(
     "--json", "json_lines", is_flag=True, help="One JSON object per URL on stdout, in completion order."
 )
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="select",
+    show_default=True,
+    help="How to wait for I/O (see crawlsel compare and docs/models.md).",
+)
 @common_options
 def fetch(
     sources: tuple[str, ...],
@@ -305,6 +314,7 @@ def fetch(
     quiet: bool,
     no_progress: bool,
     json_lines: bool,
+    engine: str,
     **common: Any,
 ) -> None:
     """Fetch the URLs listed in SOURCE files and save each body under the output folder.
@@ -349,6 +359,7 @@ def fetch(
         report,
         prepare=writer.prepare if not skip_existing else writer.existing,
         trace=trace,
+        engine=engine,
     )
     sys.exit(status)
 
@@ -504,8 +515,11 @@ def _run(
     *,
     prepare: Any = None,
     trace: bool = False,
+    engine: str = "select",
 ) -> int:
     config = _fit_open_files(config)
+    if engine != "select":
+        return _run_other_engine(engine, config, records, open_sink, on_result, report, prepare)
     loop = EventLoop()
     state = {"interrupted": False}
 
@@ -547,6 +561,33 @@ def _run(
     if state["interrupted"]:
         return ExitStatus.INTERRUPTED
     return ExitStatus.FAILED if report.failed or report.json_closed else ExitStatus.OK
+
+
+def _run_other_engine(
+    engine: str, config: Config, records: Any, open_sink: Any, on_result: Any, report: RunReport, prepare: Any
+) -> int:
+    """The blocking, threads and coroutine engines (crawlsel compare's other models)."""
+    module = importlib.import_module(f"crawlsel.engines.{engine}")
+
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    interrupted = False
+    try:
+        module.run(config, records, open_sink, on_result, prepare)
+    except SourceError as exc:
+        report.close(summary=False)
+        click.echo(f"crawlsel: error: {exc}", err=True)
+        return ExitStatus.USAGE
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    report.close(interrupted=interrupted)
+    if interrupted:
+        return ExitStatus.INTERRUPTED
+    return ExitStatus.FAILED if report.failed else ExitStatus.OK
 
 
 def _install_signals(handler: Any, loop: EventLoop) -> Any:

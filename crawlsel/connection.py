@@ -220,7 +220,7 @@ class Connection:
             if err in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
                 break
             if not self._addresses:
-                raise ConnectError(_connect_message(sockaddr, err))
+                raise ConnectError(connect_message(sockaddr, err))
             sock.close()
         self._loop.register(sock, EVENT_WRITE, self)
         self._mask = EVENT_WRITE
@@ -326,7 +326,7 @@ class Connection:
                 self._mask = 0
                 self._connect_next()
                 return
-            raise ConnectError(_connect_message(self._sockaddr, err))
+            raise ConnectError(connect_message(self._sockaddr, err))
         if self._trace:
             self._note("connected")
         if self._tls is None:
@@ -563,7 +563,8 @@ def _format_addr(sockaddr: tuple | None) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _connect_message(sockaddr: tuple | None, err: int) -> str:
+def connect_message(sockaddr: tuple | None, err: int) -> str:
+    """The one line for a refused or failed connect (shared by every engine)."""
     return f"could not connect to {_format_addr(sockaddr)}: {os.strerror(err)}"
 
 

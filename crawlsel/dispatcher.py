@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from crawlsel.connection import Connection, Tracer
 from crawlsel.errors import ConnectionClosed, CrawlError
 from crawlsel.http11 import ResponseHead
-from crawlsel.job import Job, JobContext, SinkFactory, request_key
+from crawlsel.job import Job, JobContext, SinkFactory
 from crawlsel.loop import EventLoop
 from crawlsel.models import Config, FetchResult, InvalidLine, Target
 from crawlsel.resolver import Answer, Resolver
@@ -56,10 +56,9 @@ class Dispatcher:
         trace: Tracer | None = None,
     ) -> None:
         self.config = config
-        self._context = JobContext(config, open_sink)
+        self._context = JobContext(config, open_sink, skip)
         self._loop = loop
         self._on_result = on_result
-        self._skip = skip
         self._trace = trace
         self._resolver = resolver or Resolver(
             loop,
@@ -74,7 +73,6 @@ class Dispatcher:
         self._source: Iterator[Target | InvalidLine | WaitForInput] = iter(())
         self._source_done = False
         self._waiting_input: WaitForInput | None = None
-        self._seen: set[int] = set()
         self._queued = 0  # jobs in origin queues
         self._active = 0  # jobs on connections
         self._backing_off = 0  # jobs waiting for a retry timer
@@ -137,18 +135,11 @@ class Dispatcher:
                 self._waiting_input = record
                 self._loop.register(record.fd, 1, _InputWaiter(self))
                 break
-            if isinstance(record, InvalidLine):
-                where = f"{record.source}, line {record.line}: " if record.line else ""
-                self._on_result(
-                    FetchResult(
-                        url=record.text,
-                        error=f"{where}{record.reason}",
-                        error_kind="invalid_url",
-                        index=record.index,
-                    )
-                )
-                continue
-            self._admit(record)
+            admitted = self._context.admit(record)
+            if isinstance(admitted, Job):
+                self._enqueue(admitted)
+            elif admitted is not None:
+                self._on_result(admitted)  # an invalid line, or a page already saved
         self._maybe_finish()
 
     def input_ready(self) -> None:
@@ -156,21 +147,6 @@ class Dispatcher:
         self._loop.unregister(self._waiting_input.fd)
         self._waiting_input = None
         self._fill()
-
-    def _admit(self, target: Target) -> None:
-        if self.config.dedupe:
-            key = hash(request_key(target))
-            if key in self._seen:
-                return
-            self._seen.add(key)
-        if self._skip is not None:
-            existing = self._skip(target)
-            if existing is not None:
-                self._on_result(
-                    FetchResult(url=target.url, path=existing, index=target.index, skipped=True, attempts=0)
-                )
-                return
-        self._enqueue(Job(target, self._context))
 
     def _enqueue(self, job: Job, *, front: bool = False) -> None:
         key = job.current.origin

@@ -26,7 +26,7 @@ from crawlsel.errors import (
     TooLarge,
 )
 from crawlsel.http11 import RequestTemplate, ResponseHead
-from crawlsel.models import Config, FetchResult, Target
+from crawlsel.models import Config, FetchResult, InvalidLine, Target
 from crawlsel.sources import parse_url
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -42,6 +42,7 @@ class Sink(Protocol):
 
 
 SinkFactory = Callable[[Target, ResponseHead], "Sink | None"]
+SkipCheck = Callable[[Target], "str | None"]  # the saved file of a URL, to skip it
 
 # What a finished exchange leads to: follow a redirect, retry after a delay, or done.
 Redirect = tuple[str, Target]
@@ -128,10 +129,12 @@ class Job:
 class JobContext:
     """The run's policy for requests and responses, shared by all jobs of a run."""
 
-    def __init__(self, config: Config, open_sink: SinkFactory) -> None:
+    def __init__(self, config: Config, open_sink: SinkFactory, skip: SkipCheck | None = None) -> None:
         self.config = config
         self.method = config.method
         self.open_sink = open_sink
+        self._skip = skip
+        self._seen: set[int] = set()  # hashes of requests admitted (--dedupe)
         encoding = "gzip, deflate" if config.compressed else "identity"
         self._template = RequestTemplate(config.user_agent, config.headers, encoding)
         self._template_no_credentials = RequestTemplate(
@@ -139,6 +142,27 @@ class JobContext:
             tuple(h for h in config.headers if h[0].lower() not in CREDENTIAL_HEADERS),
             encoding,
         )
+
+    def admit(self, record: Target | InvalidLine) -> Job | FetchResult | None:
+        """A record of the URL list becomes a job, an immediate result (an invalid
+        line, a page already saved), or nothing (a URL listed before)."""
+        if isinstance(record, InvalidLine):
+            where = f"{record.source}, line {record.line}: " if record.line else ""
+            return FetchResult(
+                url=record.text, error=f"{where}{record.reason}", error_kind="invalid_url", index=record.index
+            )
+        if self.config.dedupe:
+            key = hash(request_key(record))
+            if key in self._seen:
+                return None
+            self._seen.add(key)
+        if self._skip is not None:
+            existing = self._skip(record)
+            if existing is not None:
+                return FetchResult(
+                    url=record.url, path=existing, index=record.index, skipped=True, attempts=0
+                )
+        return Job(record, self)
 
     def render(self, original: Target, current: Target) -> bytes:
         """Request bytes; credentials given with -H go only to the listed URL's origin."""
@@ -165,7 +189,10 @@ class JobContext:
             delay = self.retry_delay(job, head)
             if delay is not None:
                 return ("retry", delay)
-            return ("done", self.failure(job, HTTPStatusError(status_message(head, self.config)), status=head.status))
+            return (
+                "done",
+                self.failure(job, HTTPStatusError(status_message(head, self.config)), status=head.status),
+            )
         error: CrawlError | None = None
         path = None
         try:

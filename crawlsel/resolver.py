@@ -80,22 +80,7 @@ class Resolver:
 
     def _run_lookup(self, key: tuple[str, int]) -> None:
         # Runs on a pool thread: touches nothing but its arguments and the loop's queue.
-        host, port = key
-        answer: Answer
-        try:
-            infos = self._getaddrinfo(host, port, self._family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-            answer = _interleave([(info[0], info[4]) for info in infos])
-            if not answer:
-                answer = ResolveError(f"could not resolve host: {host}")
-        except socket.gaierror as exc:
-            reason = (
-                ""
-                if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5))
-                else f" ({exc.strerror})"
-            )
-            answer = ResolveError(f"could not resolve host: {host}{reason}")
-        except (OSError, UnicodeError) as exc:
-            answer = ResolveError(f"could not resolve host: {host} ({exc})")
+        answer = lookup_now(*key, family=self._family, getaddrinfo=self._getaddrinfo)
         self._loop.call_soon_threadsafe(self._deliver, key, answer)
 
     def _deliver(self, key: tuple[str, int], answer: Answer) -> None:
@@ -107,6 +92,22 @@ class Resolver:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+
+def lookup_now(
+    host: str, port: int, *, family: int = socket.AF_UNSPEC, getaddrinfo: GetAddrInfo = socket.getaddrinfo
+) -> Answer:
+    """A blocking lookup: the addresses in RFC 8305 order, or a ``ResolveError``."""
+    try:
+        infos = getaddrinfo(host, port, family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        quiet = exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5))
+        return ResolveError(f"could not resolve host: {host}" + ("" if quiet else f" ({exc.strerror})"))
+    except (OSError, UnicodeError) as exc:
+        return ResolveError(f"could not resolve host: {host} ({exc})")
+    return _interleave([(info[0], info[4]) for info in infos]) or ResolveError(
+        f"could not resolve host: {host}"
+    )
 
 
 def _interleave(addresses: list[Address]) -> list[Address]:

@@ -1,0 +1,228 @@
+"""The ``coroutine`` engine: generator tasks on the same ``EventLoop``.
+
+The tutorial's promise, "asynchronous code in a synchronous style", kept on one
+thread without asyncio: ``procedure.fetch`` reads top to bottom like the blocking
+version, and here each operation is done with non-blocking sockets, *yielding* a
+``Future`` until the selector says the socket is ready.  A ``Task`` resumes its
+generator when the future it waits on is done.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import ssl
+from collections.abc import Callable, Generator, Iterable, Iterator
+from typing import Any
+
+from crawlsel.connection import connect_message
+from crawlsel.engines.blocking import RECV_BYTES, Channel, jobs
+from crawlsel.engines.procedure import Connect, Receive, Release, Send, Sleep, fetch
+from crawlsel.errors import ConnectError, ConnectionClosed, ConnectionReset, CrawlError, Timeout
+from crawlsel.job import JobContext
+from crawlsel.loop import EVENT_READ, EVENT_WRITE, EventLoop
+from crawlsel.models import Config, FetchResult
+from crawlsel.resolver import Resolver
+from crawlsel.tls import describe, make_context
+
+
+class Future:
+    """A result that is not there yet; whoever waits is called back once."""
+
+    __slots__ = ("result", "error", "done", "_callback")
+
+    def __init__(self) -> None:
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = False
+        self._callback: Callable[[Future], None] | None = None
+
+    def set(self, result: Any = None, error: BaseException | None = None) -> None:
+        if not self.done:
+            self.result, self.error, self.done = result, error, True
+            if self._callback is not None:
+                self._callback(self)
+
+    def on_ready(self, mask: int) -> None:  # the selector's key.data, while waiting for a socket
+        self.set(mask)
+
+
+class Task:
+    """Drives a generator that yields futures, resuming it when each is done."""
+
+    def __init__(self, coroutine: Generator[Future, Any, Any], done: Callable[[Any], None]) -> None:
+        self._coroutine = coroutine
+        self._done = done
+        self._step(None, None)
+
+    def _step(self, value: Any, error: BaseException | None) -> None:
+        try:
+            future = self._coroutine.throw(error) if error is not None else self._coroutine.send(value)
+        except StopIteration as stop:
+            self._done(stop.value)
+            return
+        future._callback = lambda f: self._step(f.result, f.error)
+
+
+class AsyncIO:
+    """The procedure's operations as coroutines on the loop."""
+
+    def __init__(self, loop: EventLoop, config: Config) -> None:
+        self.loop = loop
+        self.config = config
+        family = {4: socket.AF_INET, 6: socket.AF_INET6}.get(config.ip_version or 0, socket.AF_UNSPEC)
+        self.resolver = Resolver(loop, family=family, pinned={(h, p): a for h, p, a in config.pinned})
+        self.idle: dict[tuple[str, str, int], list[Channel]] = {}
+        self.tls: ssl.SSLContext | None = None
+
+    def wait(self, sock: socket.socket, events: int, timeout: float, message: str) -> Iterator[Future]:
+        future = Future()
+        self.loop.register(sock, events, future)
+        timer = self.loop.call_later(timeout, lambda: future.set(error=Timeout(message)))
+        try:
+            yield future
+        finally:
+            timer.cancel()
+            self.loop.unregister(sock)
+
+    def run(self, procedure: Generator[Any, Any, FetchResult]) -> Generator[Future, Any, FetchResult]:
+        value: Any = None
+        error: CrawlError | None = None
+        while True:
+            try:
+                op = procedure.throw(error) if error is not None else procedure.send(value)
+            except StopIteration as stop:
+                return stop.value
+            value, error = None, None
+            try:
+                if isinstance(op, Receive):
+                    value = yield from self.receive(op.channel)
+                elif isinstance(op, Send):
+                    yield from self.send(op.channel, op.data)
+                elif isinstance(op, Connect):
+                    value = yield from self.connect(op)
+                elif isinstance(op, Release):
+                    self.release(op)
+                elif isinstance(op, Sleep):
+                    future = Future()
+                    self.loop.call_later(op.seconds, future.set)
+                    yield future
+            except CrawlError as exc:
+                error = exc
+
+    def connect(self, op: Connect) -> Generator[Future, Any, Channel]:
+        target = op.target
+        pool = self.idle.get(target.origin)
+        if pool:
+            if not op.fresh:
+                return pool.pop()
+            pool.pop().sock.close()
+        found = Future()
+        self.resolver.lookup(target.host, target.port, found.set)
+        if not found.done:
+            yield found
+        if isinstance(found.result, CrawlError):
+            raise found.result
+        family, sockaddr = found.result[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        err = sock.connect_ex(sockaddr)
+        if err == errno.EINPROGRESS:
+            timeout = self.config.connect_timeout
+            yield from self.wait(sock, EVENT_WRITE, timeout, f"connect timed out after {timeout:g} s")
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            sock.close()
+            raise ConnectError(connect_message(sockaddr, err))
+        if target.scheme == "https":
+            sock = yield from self.handshake(sock, target.host)
+        return Channel(sock, target.origin)
+
+    def handshake(self, sock: socket.socket, host: str) -> Generator[Future, Any, ssl.SSLSocket]:
+        if self.tls is None:
+            self.tls = make_context(cacert=self.config.cacert, insecure=self.config.insecure)
+        tls = self.tls.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+        message = f"TLS handshake timed out after {self.config.connect_timeout:g} s"
+        while True:
+            try:
+                tls.do_handshake()
+                return tls
+            except ssl.SSLWantReadError:
+                yield from self.wait(tls, EVENT_READ, self.config.connect_timeout, message)
+            except ssl.SSLWantWriteError:
+                yield from self.wait(tls, EVENT_WRITE, self.config.connect_timeout, message)
+            except ssl.SSLError as exc:
+                tls.close()
+                raise describe(exc) from None
+
+    def send(self, channel: Channel, data: bytes) -> Generator[Future, Any, None]:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[channel.sock.send(view) :]
+            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                yield from self.wait(channel.sock, EVENT_WRITE, self.config.read_timeout, "send timed out")
+            except OSError as exc:
+                raise ConnectionReset(
+                    f"connection lost while sending the request ({exc.strerror or exc})",
+                    response_started=False,
+                ) from None
+
+    def receive(self, channel: Channel) -> Generator[Future, Any, bytes]:
+        message = f"no data from server for {self.config.read_timeout:g} s"
+        while True:
+            try:
+                return channel.sock.recv(RECV_BYTES)
+            except (BlockingIOError, ssl.SSLWantReadError):
+                yield from self.wait(channel.sock, EVENT_READ, self.config.read_timeout, message)
+            except ssl.SSLError as exc:
+                raise ConnectionClosed(
+                    f"TLS error while receiving ({exc.reason or exc})", response_started=True
+                ) from None
+            except OSError as exc:
+                raise ConnectionReset(
+                    f"connection reset by server ({exc.strerror or exc})", response_started=True
+                ) from None
+
+    def release(self, op: Release) -> None:
+        if op.reusable:
+            op.channel.reused = True
+            self.idle.setdefault(op.channel.origin, []).append(op.channel)
+        else:
+            op.channel.sock.close()
+
+
+def run(
+    config: Config,
+    records: Iterable[Any],
+    open_sink: Any,
+    on_result: Callable[[FetchResult], None],
+    skip: Any = None,
+) -> None:
+    loop = EventLoop()
+    io = AsyncIO(loop, config)
+    context = JobContext(config, open_sink, skip)
+    pending = iter(jobs(records, context, on_result))
+    running = 0
+
+    def start_next(result: FetchResult | None = None) -> None:
+        nonlocal running
+        if result is not None:
+            running -= 1
+            on_result(result)
+        while running < config.concurrency:
+            job = next(pending, None)
+            if job is None:
+                return
+            running += 1
+            Task(io.run(fetch(job, context)), start_next)
+
+    loop.call_soon(start_next)
+    try:
+        loop.run(keep_alive=lambda: io.resolver.busy)
+    finally:
+        io.resolver.close()
+        for channels in io.idle.values():
+            for channel in channels:
+                channel.sock.close()
+        loop.close()

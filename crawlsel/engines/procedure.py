@@ -1,0 +1,136 @@
+"""``fetch(job)``: one URL from connect to save, written top to bottom.
+
+A generator that *yields* what it needs done (connect, send, receive, release,
+sleep) and is sent the answer; an engine performs each operation its own way
+(blocking calls, threads, or readiness events) and throws ``CrawlError``s in.
+Redirects, retries, and the one free resend after a dead keep-alive connection
+are decided here with ``JobContext``, exactly as the select engine does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from typing import Any, NamedTuple
+
+from crawlsel.errors import ConnectionClosed, CrawlError, ProtocolError
+from crawlsel.http11 import ResponseHead, ResponseParser, UnexpectedData
+from crawlsel.job import Job, JobContext
+from crawlsel.models import FetchResult, Target
+
+
+class Connect(NamedTuple):
+    target: Target
+    fresh: bool  # True: never an idle keep-alive connection
+
+
+class Send(NamedTuple):
+    channel: Any
+    data: bytes
+
+
+class Receive(NamedTuple):
+    channel: Any  # answered with bytes; b"" is the end of the stream
+
+
+class Release(NamedTuple):
+    channel: Any
+    reusable: bool
+
+
+class Sleep(NamedTuple):
+    seconds: float
+
+
+Operation = Connect | Send | Receive | Release | Sleep
+Procedure = Generator[Operation, Any, FetchResult]
+
+
+def fetch(job: Job, context: JobContext) -> Procedure:
+    """Everything one URL goes through; returns its ``FetchResult``."""
+    job.started = time.monotonic()
+    value: Any  # a FetchResult, a retry delay, or a redirect's Target
+    while True:
+        job.attempts += 1
+        fresh = False
+        while True:
+            channel = None
+            try:
+                channel = yield Connect(job.current, fresh)
+                head, reusable = yield from exchange(channel, job)
+            except CrawlError as exc:
+                job.reset()
+                if channel is not None:
+                    yield Release(channel, False)
+                    if (
+                        isinstance(exc, ConnectionClosed)
+                        and channel.reused
+                        and not exc.response_started
+                        and not fresh
+                    ):
+                        fresh = True  # the server had closed the idle connection: not a retry
+                        continue
+                kind, value = context.error_outcome(job, exc)
+                break
+            yield Release(channel, reusable and context.config.keep_alive)
+            kind, value = context.outcome(job, head)
+            break
+        if kind == "done":
+            assert isinstance(value, FetchResult)
+            return value
+        if kind == "retry":
+            assert isinstance(value, float)
+            yield Sleep(value)
+        # else a redirect: the job now points at its target
+
+
+def exchange(channel: Any, job: Job) -> Generator[Operation, Any, tuple[ResponseHead, bool]]:
+    """Send the request, feed what arrives to the parser until the response ends."""
+    answer = _Answer(job)
+    parser = ResponseParser(answer)
+    parser.expect(job.method)
+    yield Send(channel, job.request)
+    while not answer.complete:
+        try:
+            data = yield Receive(channel)
+        except ConnectionClosed as exc:
+            exc.response_started = parser.response_started  # only the parser knows
+            raise
+        if not data:
+            parser.feed_eof()
+            return answer.done_head(), False
+        try:
+            parser.feed(data)
+        except UnexpectedData:
+            if answer.complete and answer.head is not None and answer.head.content_length is not None:
+                raise ProtocolError(
+                    f"server sent more than the {answer.head.content_length:,} bytes of its Content-Length"
+                ) from None
+            return answer.done_head(), False  # complete, but the connection is not reused
+    head = answer.done_head()
+    return head, head.keep_alive
+
+
+class _Answer:
+    """Parser listener: the head and body go to the job; remembers completion."""
+
+    __slots__ = ("job", "head", "complete")
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.head: ResponseHead | None = None
+        self.complete = False
+
+    def response_head(self, head: ResponseHead) -> None:
+        self.job.on_head(head)
+
+    def response_body(self, data: bytes) -> None:
+        self.job.on_body(data)
+
+    def response_complete(self, head: ResponseHead) -> None:
+        self.head = head
+        self.complete = True
+
+    def done_head(self) -> ResponseHead:
+        assert self.head is not None
+        return self.head

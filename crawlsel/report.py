@@ -285,3 +285,52 @@ def _bare_host(netloc: str) -> str:
     if netloc.startswith("["):
         return netloc[1:].split("]", 1)[0]
     return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
+
+
+def comparison_rows(runs: list[Any]) -> list[tuple[str, ...]]:
+    """``crawlsel compare``'s table: one row per engine, speed-up over blocking."""
+    base = next((r for r in runs if r.engine == "blocking"), None)
+    rows: list[tuple[str, ...]] = [
+        ("engine", "wall s", "pages/s", "CPU s", "peak threads", "peak RSS MiB", "vs blocking")
+    ]
+    for r in runs:
+        speedup = f"{base.wall_s / r.wall_s:.1f}x" if base is not None and r.wall_s else "-"
+        rows.append(
+            (
+                r.engine,
+                f"{r.wall_s:.3f}",
+                f"{r.pages / r.wall_s:,.0f}" if r.wall_s else "-",
+                f"{r.cpu_s:.2f}",
+                str(r.peak_threads),
+                f"{r.peak_rss_mib:.1f}",
+                speedup,
+            )
+        )
+    return rows
+
+
+def print_comparison(runs: list[Any], note: str, stream: IO[str] | None = None) -> None:
+    stream = stream if stream is not None else sys.stderr
+    rows = comparison_rows(runs)
+    if _isatty(stream):
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(*rows[0], title="crawlsel compare")
+        for row in rows[1:]:
+            table.add_row(*row)
+        console = Console(file=stream)
+        console.print(table)
+        console.print(note, soft_wrap=False)
+        return
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        stream.write(
+            "  ".join(
+                cell.ljust(w) if i == 0 else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            )
+            + "\n"
+        )
+    stream.write(note + "\n")
+    stream.flush()

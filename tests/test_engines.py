@@ -142,3 +142,18 @@ def test_records_do_not_depend_on_the_engine(server: HTTPTestServer, tmp_path: P
             for url, r in records.items()
         }
     assert all(seen[name] == seen["select"] for name in ENGINES)
+
+
+def test_compare_runs_every_engine_and_checks_the_bytes(server: HTTPTestServer, tmp_path: Path) -> None:
+    urls = [server.add(f"/c{i}", f"compare {i}".encode() * 50, delay=0.02) for i in range(12)]
+    source = tmp_path / "urls.txt"
+    source.write_text("\n".join(urls) + "\n")
+    result = CliRunner().invoke(main, ["compare", str(source), "-c", "4", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["engine"] for r in rows] == list(ENGINES)
+    assert all(r["pages"] == 12 and r["failed"] == 0 and r["same_bytes"] for r in rows)
+    by = {r["engine"]: r for r in rows}
+    assert by["threads"]["peak_threads"] >= 4 > by["select"]["peak_threads"]
+    assert "vs blocking" in result.stderr
+    assert "All engines saved the same bytes." in result.stderr

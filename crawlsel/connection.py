@@ -55,14 +55,18 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
-_TRANSITIONS: dict[State, frozenset[State]] = {
-    State.CONNECTING: frozenset({State.HANDSHAKING, State.SENDING, State.IDLE, State.CLOSED}),
-    State.HANDSHAKING: frozenset({State.SENDING, State.IDLE, State.CLOSED}),
-    State.SENDING: frozenset({State.RECEIVING, State.CLOSED}),
-    State.RECEIVING: frozenset({State.SENDING, State.IDLE, State.CLOSED}),
-    State.IDLE: frozenset({State.SENDING, State.CLOSED}),
-    State.CLOSED: frozenset(),
+_TRANSITIONS: dict[State, tuple[State, ...]] = {
+    State.CONNECTING: (State.HANDSHAKING, State.SENDING, State.IDLE, State.CLOSED),
+    State.HANDSHAKING: (State.SENDING, State.IDLE, State.CLOSED),
+    State.SENDING: (State.RECEIVING, State.CLOSED),
+    State.RECEIVING: (State.SENDING, State.IDLE, State.CLOSED),
+    State.IDLE: (State.SENDING, State.CLOSED),
+    State.CLOSED: (),
 }
+# Each state carries its allowed successors: the check on the event path is then a
+# scan of a short tuple by identity, not a dict lookup through Enum.__hash__.
+for _state, _successors in _TRANSITIONS.items():
+    _state.successors = _successors  # type: ignore[attr-defined]
 
 
 class IllegalTransition(RuntimeError):
@@ -191,7 +195,7 @@ class Connection:
     def _to(self, new: State) -> None:
         if new is self.state:
             return
-        if new not in _TRANSITIONS[self.state]:
+        if new not in self.state.successors:  # type: ignore[attr-defined]
             raise IllegalTransition(f"{self!r}: cannot go from {self.state.name} to {new.name}")
         self.state = new
 
@@ -242,8 +246,8 @@ class Connection:
             self._out = memoryview(exchange.request)
         if self.state in (State.CONNECTING, State.HANDSHAKING):
             return
+        self.last_activity = self._loop.time()  # the read timeout counts from the request
         if self._timer is None:
-            self.last_activity = self._loop.time()
             self._arm_timer(self._read_timeout)
         self._to(State.SENDING)
         try:
@@ -480,7 +484,8 @@ class Connection:
         if self._out:
             self.reusable = False  # answered before the request was fully sent
         if not self._inflight and self.state is not State.CLOSED:
-            self._cancel_timer()
+            # The read timer stays armed: it finds nothing in flight when it fires
+            # and lapses, so a keep-alive request costs no heap push or cancel.
             if self.reusable:
                 self._to(State.IDLE)
         if self._trace:

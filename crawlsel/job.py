@@ -102,16 +102,24 @@ class Job:
             return  # a redirect or a retry: the body is drained, not kept
         limit = context.config.max_size
         encoding = head.header("content-encoding") if context.config.compressed else None
-        if head.content_length is not None and head.content_length > limit and not encoding:
+        if encoding and encoding.strip().lower() != "identity":
+            self.decoder = BodyDecoder(encoding, limit)
+        elif head.content_length is not None and head.content_length > limit:
             raise TooLarge(f"body of {head.content_length:,} bytes is larger than --max-size ({limit:,})")
-        self.decoder = BodyDecoder(encoding or "", limit)
         self.sink = context.open_sink(self.target, head)
 
     def on_body(self, data: bytes) -> None:
-        decoder = self.decoder
-        if decoder is None:
+        if not self.final:
             return
         sink = self.sink
+        decoder = self.decoder
+        if decoder is None:  # identity: the bytes as they came, counted against --max-size
+            self.bytes += len(data)
+            if self.bytes > self._context.config.max_size:
+                raise TooLarge(f"body larger than --max-size ({self._context.config.max_size:,} bytes)")
+            if sink is not None:
+                sink.write(data)
+            return
         for chunk in decoder.decode(data):
             if sink is not None:
                 sink.write(chunk)

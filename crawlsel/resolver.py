@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from crawlsel.connection import Address
 from crawlsel.errors import ResolveError
@@ -39,7 +39,7 @@ class Resolver:
         self._getaddrinfo = getaddrinfo
         self._cache: dict[tuple[str, int], Answer] = {}
         self._waiting: dict[tuple[str, int], list[Callback]] = {}
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: Any = None
 
     @property
     def busy(self) -> bool:
@@ -62,6 +62,9 @@ class Resolver:
             return
         self._waiting[key] = [callback]
         if self._pool is None:
+            # Imported and started only when a name (not an address) needs resolving.
+            from concurrent.futures import ThreadPoolExecutor
+
             self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="crawlsel-dns")
         self._pool.submit(self._run_lookup, key)
 

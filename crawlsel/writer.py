@@ -8,12 +8,9 @@ temporary file in the destination folder and renames it into place when complete
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import IO
 from urllib.parse import unquote_to_bytes
@@ -154,6 +151,8 @@ def _encode_char(ch: str) -> str:
 
 
 def _shorten(name: str) -> str:
+    import hashlib  # rare: names over 200 bytes
+
     digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:_HASH_CHARS]
     keep = name.encode("utf-8")[: MAX_NAME_BYTES - _HASH_CHARS - 1].decode("utf-8", "ignore")
     return f"{keep}~{digest}"
@@ -348,13 +347,16 @@ class _OutputPart:
             self._owner._write(data)
             return
         if self._spool is None:
+            import tempfile  # only `get` with bodies completing out of order
+
             self._spool = tempfile.SpooledTemporaryFile(max_size=OrderedOutput.SPOOL_IN_MEMORY)
         self._spool.write(data)
 
     def flush_to(self, stream: IO[bytes]) -> None:
         if self._spool is not None:
             self._spool.seek(0)
-            shutil.copyfileobj(self._spool, stream)
+            while chunk := self._spool.read(1 << 20):
+                stream.write(chunk)
             self._spool.close()
             self._spool = None
 

@@ -13,11 +13,11 @@ import select
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
 from crawlsel.connection import connect_message
-from crawlsel.engines.procedure import Connect, Procedure, Receive, Release, Send, Sleep
+from crawlsel.engines.procedure import Connect, Procedure, Receive, Release, Send, Sleep, drive
 from crawlsel.errors import ConnectError, ConnectionClosed, ConnectionReset, CrawlError, Timeout
 from crawlsel.job import Job, JobContext
 from crawlsel.models import Config, FetchResult, InvalidLine, Target
@@ -50,18 +50,17 @@ class BlockingIO:
         self._pinned = {(h, p): a for h, p, a in config.pinned}
 
     def run(self, procedure: Procedure) -> FetchResult:
-        value: Any = None
-        error: CrawlError | None = None
-        while True:
-            try:
-                op = procedure.throw(error) if error is not None else procedure.send(value)
-            except StopIteration as stop:
-                return stop.value
-            value, error = None, None
-            try:
-                value = self._perform(op)
-            except CrawlError as exc:
-                error = exc
+        driver = drive(procedure, self._perform_now)
+        try:
+            next(driver)
+        except StopIteration as stop:
+            return stop.value
+        raise RuntimeError("a blocking operation tried to wait")  # pragma: no cover
+
+    def _perform_now(self, op: Any) -> Generator[None, None, Any]:
+        """The operation done at once, as a generator that never yields (see drive)."""
+        return self._perform(op)
+        yield  # pragma: no cover - makes this a generator function
 
     def _perform(self, op: Any) -> Any:
         if isinstance(op, Receive):

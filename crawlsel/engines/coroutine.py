@@ -17,7 +17,7 @@ from typing import Any
 
 from crawlsel.connection import connect_message
 from crawlsel.engines.blocking import RECV_BYTES, Channel, jobs
-from crawlsel.engines.procedure import Connect, Receive, Release, Send, Sleep, fetch
+from crawlsel.engines.procedure import Connect, Receive, Release, Send, drive, fetch
 from crawlsel.errors import ConnectError, ConnectionClosed, ConnectionReset, CrawlError, Timeout
 from crawlsel.job import JobContext
 from crawlsel.loop import EVENT_READ, EVENT_WRITE, EventLoop
@@ -85,30 +85,18 @@ class AsyncIO:
             timer.cancel()
             self.loop.unregister(sock)
 
-    def run(self, procedure: Generator[Any, Any, FetchResult]) -> Generator[Future, Any, FetchResult]:
-        value: Any = None
-        error: CrawlError | None = None
-        while True:
-            try:
-                op = procedure.throw(error) if error is not None else procedure.send(value)
-            except StopIteration as stop:
-                return stop.value
-            value, error = None, None
-            try:
-                if isinstance(op, Receive):
-                    value = yield from self.receive(op.channel)
-                elif isinstance(op, Send):
-                    yield from self.send(op.channel, op.data)
-                elif isinstance(op, Connect):
-                    value = yield from self.connect(op)
-                elif isinstance(op, Release):
-                    self.release(op)
-                elif isinstance(op, Sleep):
-                    future = Future()
-                    self.loop.call_later(op.seconds, future.set)
-                    yield future
-            except CrawlError as exc:
-                error = exc
+    def perform(self, op: Any) -> Generator[Future, Any, Any]:
+        if isinstance(op, Receive):
+            return (yield from self.receive(op.channel))
+        if isinstance(op, Send):
+            return (yield from self.send(op.channel, op.data))
+        if isinstance(op, Connect):
+            return (yield from self.connect(op))
+        if isinstance(op, Release):
+            return self.release(op)
+        future = Future()  # Sleep
+        self.loop.call_later(op.seconds, future.set)
+        yield future
 
     def connect(self, op: Connect) -> Generator[Future, Any, Channel]:
         target = op.target
@@ -215,7 +203,7 @@ def run(
             if job is None:
                 return
             running += 1
-            Task(io.run(fetch(job, context)), start_next)
+            Task(drive(fetch(job, context), io.perform), start_next)
 
     loop.call_soon(start_next)
     try:

@@ -10,7 +10,7 @@ are decided here with ``JobContext``, exactly as the select engine does.
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any, NamedTuple
 
 from crawlsel.errors import ConnectionClosed, CrawlError, ProtocolError
@@ -134,3 +134,22 @@ class _Answer:
     def done_head(self) -> ResponseHead:
         assert self.head is not None
         return self.head
+
+
+def drive(
+    procedure: Procedure, perform: Callable[[Operation], Generator[Any, Any, Any]]
+) -> Generator[Any, Any, FetchResult]:
+    """Run a procedure: each operation is done by ``perform``, a generator that may
+    yield while it waits (the coroutine engine) or never yields (blocking)."""
+    value: Any = None
+    error: CrawlError | None = None
+    while True:
+        try:
+            op = procedure.throw(error) if error is not None else procedure.send(value)
+        except StopIteration as stop:
+            return stop.value
+        value, error = None, None
+        try:
+            value = yield from perform(op)
+        except CrawlError as exc:
+            error = exc

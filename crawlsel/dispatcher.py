@@ -37,8 +37,9 @@ class _Origin:
     def __init__(self, key: tuple[str, str, int]) -> None:
         self.key = key
         self.queue: deque[Job] = deque()
-        self.conns: list[Connection] = []
-        self.idle: list[Connection] = []  # keep-alive connections waiting for a request
+        # Dicts as ordered sets: removing one of 10,000 connections is O(1).
+        self.conns: dict[Connection, None] = {}
+        self.idle: dict[Connection, None] = {}  # keep-alive connections waiting for a request
         self.addresses: Answer | None = None
         self.resolving = False
 
@@ -200,7 +201,7 @@ class Dispatcher:
         if not self.config.keep_alive:
             return None
         if origin.idle:
-            conn = origin.idle.pop()  # the most recently used: its socket is warm
+            conn = origin.idle.popitem()[0]  # the most recently used: its socket is warm
             del self._idle[conn]
             return conn
         pipeline = self.config.pipeline
@@ -213,11 +214,11 @@ class Dispatcher:
 
     def _park(self, conn: Connection) -> None:
         self._idle[conn] = None
-        self._origins[conn.origin].idle.append(conn)
+        self._origins[conn.origin].idle[conn] = None
 
     def _unpark(self, conn: Connection) -> None:
         if self._idle.pop(conn, False) is None:
-            self._origins[conn.origin].idle.remove(conn)
+            del self._origins[conn.origin].idle[conn]
 
     def _connect(self, origin: _Origin) -> Connection:
         assert isinstance(origin.addresses, list)
@@ -235,7 +236,7 @@ class Dispatcher:
             tls=self._tls_context() if origin.key[0] == "https" else None,
             trace=self._trace,
         )
-        origin.conns.append(conn)
+        origin.conns[conn] = None
         self._open += 1
         self.peak_open = max(self.peak_open, self._open)
         self.connections_opened += 1
@@ -270,7 +271,7 @@ class Dispatcher:
 
     def _forget(self, conn: Connection) -> None:
         origin = self._origins[conn.origin]
-        origin.conns.remove(conn)
+        del origin.conns[conn]
         self._open -= 1
 
     def _resolved(self, origin: _Origin, answer: Answer) -> None:

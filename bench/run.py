@@ -118,7 +118,9 @@ class LatencyServer:
         self.port = free_port()
         self.kind = f"asyncio, {delay * 1000:.0f} ms delay"
         self.body = (b"<p>latency</p>" * (body_bytes // 14 + 1))[:body_bytes]
-        self.proc = subprocess.Popen([PY, str(HERE / "latency_server.py"), str(self.port), str(delay), str(body_bytes)])
+        self.proc = subprocess.Popen(
+            [PY, str(HERE / "latency_server.py"), str(self.port), str(delay), str(body_bytes)]
+        )
         wait_for_port(self.port)
 
     def stop(self) -> None:
@@ -160,8 +162,21 @@ def make_corpus(site: Path, count: int, low: int, high: int, prefix: str, seed: 
 def command(tool: str, scenario: Scenario, out: Path, lists: Path) -> list[str]:
     n = scenario.concurrency
     if tool == "crawlsel":
-        return [PY, "-m", "crawlsel", "fetch", str(lists / "urls.txt"), "-o", str(out), "-c", str(n),
-                "--per-host", str(n), "-q", "--no-compressed"]
+        return [
+            PY,
+            "-m",
+            "crawlsel",
+            "fetch",
+            str(lists / "urls.txt"),
+            "-o",
+            str(out),
+            "-c",
+            str(n),
+            "--per-host",
+            str(n),
+            "-q",
+            "--no-compressed",
+        ]
     if tool == "aiohttp":
         return [PY, str(HERE / "clients" / "aiohttp_fetch.py"), str(lists / "pairs.tsv"), str(n)]
     if tool == "threads":
@@ -185,7 +200,9 @@ def write_lists(scenario: Scenario, lists: Path, outs: dict[str, Path]) -> None:
     lists.mkdir(parents=True, exist_ok=True)
     (lists / "urls.txt").write_text("".join(u + "\n" for u in scenario.urls))
     pair_out = outs["pairs"]
-    (lists / "pairs.tsv").write_text("".join(f"{u}\t{pair_out / str(i)}\n" for i, u in enumerate(scenario.urls)))
+    (lists / "pairs.tsv").write_text(
+        "".join(f"{u}\t{pair_out / str(i)}\n" for i, u in enumerate(scenario.urls))
+    )
     (lists / "curl.cfg").write_text(
         "".join(f'url = "{u}"\noutput = "{outs["curl"] / str(i)}"\n' for i, u in enumerate(scenario.urls))
     )
@@ -303,18 +320,24 @@ def table(scenario: Scenario) -> str:
         )
     if scenario.ideal and "crawlsel" in medians:
         rows.append("")
-        rows.append(f"ideal wall {scenario.ideal:.2f} s; crawlsel {medians['crawlsel']['wall'] / scenario.ideal:.3f}x ideal")
+        rows.append(
+            f"ideal wall {scenario.ideal:.2f} s; crawlsel {medians['crawlsel']['wall'] / scenario.ideal:.3f}x ideal"
+        )
     return "\n".join(rows) + "\n"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="a small version, under 30 s")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", default="", help="comma-separated scenario names")
     parser.add_argument("--million", action="store_true", help="scale scenario with 1,000,000 URLs")
     args = parser.parse_args()
-    subprocess.run([PY, "-m", "compileall", "-q", str(HERE.parent / "crawlsel"), str(HERE / "clients")], check=False)
+    subprocess.run(
+        [PY, "-m", "compileall", "-q", str(HERE.parent / "crawlsel"), str(HERE / "clients")], check=False
+    )
     root = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
     base = root / "crawlsel-bench"
     base.mkdir(exist_ok=True)
@@ -330,18 +353,51 @@ def main() -> int:
     l_url = f"http://127.0.0.1:{latency.port}"
     all_tools = ["crawlsel", "curl", "aiohttp", "threads", "wget"]
     scenarios = [
-        Scenario("small", f"{small_n:,} pages of 2-32 KiB from {static.kind}, concurrency 64",
-                 [f"{s_url}/p{i}.html" for i in range(small_n)], {}, 64, all_tools),
-        Scenario("latency", f"{400 if quick else 2000:,} pages, 100 ms server delay, concurrency {100 if quick else 200}",
-                 [f"{l_url}/l{i}" for i in range(400 if quick else 2000)], {}, 100 if quick else 200,
-                 ["crawlsel", "curl", "aiohttp", "threads"], ideal=(400 / 100 if quick else 2000 / 200) * 0.1),
-        Scenario("big", f"{big_n} pages of 1-3 MiB from {static.kind}, concurrency 16",
-                 [f"{s_url}/big{i}.html" for i in range(big_n)], {}, 16, all_tools),
-        Scenario("scale", f"{(10_000 if quick else 1_000_000 if args.million else 100_000):,} URLs of small pages, concurrency 64",
-                 [f"{s_url}/p{i % small_n}.html?n={i}" for i in range(10_000 if quick else 1_000_000 if args.million else 100_000)],
-                 {}, 64, ["crawlsel"]),
-        Scenario("c10k", "20,000 pages, 100 ms delay, concurrency 10,000",
-                 [f"{l_url}/c{i}" for i in range(20_000)], {}, 10_000, ["crawlsel", "aiohttp"], ideal=0.2),
+        Scenario(
+            "small",
+            f"{small_n:,} pages of 2-32 KiB from {static.kind}, concurrency 64",
+            [f"{s_url}/p{i}.html" for i in range(small_n)],
+            {},
+            64,
+            all_tools,
+        ),
+        Scenario(
+            "latency",
+            f"{400 if quick else 2000:,} pages, 100 ms server delay, concurrency {100 if quick else 200}",
+            [f"{l_url}/l{i}" for i in range(400 if quick else 2000)],
+            {},
+            100 if quick else 200,
+            ["crawlsel", "curl", "aiohttp", "threads"],
+            ideal=(400 / 100 if quick else 2000 / 200) * 0.1,
+        ),
+        Scenario(
+            "big",
+            f"{big_n} pages of 1-3 MiB from {static.kind}, concurrency 16",
+            [f"{s_url}/big{i}.html" for i in range(big_n)],
+            {},
+            16,
+            all_tools,
+        ),
+        Scenario(
+            "scale",
+            f"{(10_000 if quick else 1_000_000 if args.million else 100_000):,} URLs of small pages, concurrency 64",
+            [
+                f"{s_url}/p{i % small_n}.html?n={i}"
+                for i in range(10_000 if quick else 1_000_000 if args.million else 100_000)
+            ],
+            {},
+            64,
+            ["crawlsel"],
+        ),
+        Scenario(
+            "c10k",
+            "20,000 pages, 100 ms delay, concurrency 10,000",
+            [f"{l_url}/c{i}" for i in range(20_000)],
+            {},
+            10_000,
+            ["crawlsel", "aiohttp"],
+            ideal=0.2,
+        ),
     ]
     if quick:
         scenarios = [s for s in scenarios if s.name != "c10k"]
@@ -355,13 +411,19 @@ def main() -> int:
     repeat = 1 if quick else args.repeat
     try:
         for scenario in scenarios:
-            run_scenario(scenario, base, repeat if scenario.name not in ("scale", "c10k") else 1 if quick else max(1, repeat // 3 + 1))
+            run_scenario(
+                scenario,
+                base,
+                repeat if scenario.name not in ("scale", "c10k") else 1 if quick else max(1, repeat // 3 + 1),
+            )
     finally:
         static.stop()
         latency.stop()
         shutil.rmtree(base / "run", ignore_errors=True)
-    print(f"\n## crawlsel benchmark, {time.strftime('%Y-%m-%d')}, {platform.node()}: "
-          f"{os.cpu_count()} cores, Python {platform.python_version()}, output on {root}\n")
+    print(
+        f"\n## crawlsel benchmark, {time.strftime('%Y-%m-%d')}, {platform.node()}: "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, output on {root}\n"
+    )
     for scenario in scenarios:
         print(table(scenario))
     return 0

@@ -1,6 +1,6 @@
 """Fallback static server (HTTP/1.1, keep-alive, threads) when nginx is not installed.
 
-    python static_server.py PORT ROOT
+python static_server.py PORT ROOT
 """
 
 import functools

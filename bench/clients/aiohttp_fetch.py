@@ -1,6 +1,6 @@
 """The asyncio baseline: one ClientSession, a semaphore, bodies streamed to files.
 
-    python aiohttp_fetch.py PAIRS_FILE CONCURRENCY     (PAIRS_FILE: "url<TAB>output" lines)
+python aiohttp_fetch.py PAIRS_FILE CONCURRENCY     (PAIRS_FILE: "url<TAB>output" lines)
 """
 
 import asyncio

@@ -1,6 +1,6 @@
 """The threads baseline: requests in a ThreadPoolExecutor, one Session per thread.
 
-    python threads_fetch.py PAIRS_FILE CONCURRENCY     (PAIRS_FILE: "url<TAB>output" lines)
+python threads_fetch.py PAIRS_FILE CONCURRENCY     (PAIRS_FILE: "url<TAB>output" lines)
 """
 
 import os

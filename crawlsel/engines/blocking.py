@@ -69,10 +69,7 @@ class BlockingIO:
             try:
                 op.channel.sock.sendall(op.data)
             except OSError as exc:
-                raise ConnectionReset(
-                    f"connection lost while sending the request ({exc.strerror or exc})",
-                    response_started=False,
-                ) from None
+                raise send_error(exc) from None
             return None
         if isinstance(op, Connect):
             return self._connect(op.target, op.fresh)
@@ -138,19 +135,26 @@ class BlockingIO:
             return channel.sock.recv(RECV_BYTES)
         except TimeoutError:
             raise Timeout(f"no data from server for {self._config.read_timeout:g} s") from None
-        except ssl.SSLError as exc:
-            raise ConnectionClosed(
-                f"TLS error while receiving ({exc.reason or exc})", response_started=True
-            ) from None
         except OSError as exc:
-            raise ConnectionReset(
-                f"connection reset by server ({exc.strerror or exc})", response_started=True
-            ) from None
+            raise receive_error(exc) from None
 
     def close(self) -> None:
         for channel in self._idle.values():
             channel.sock.close()
         self._idle.clear()
+
+
+def send_error(exc: OSError) -> ConnectionClosed:
+    return ConnectionReset(
+        f"connection lost while sending the request ({exc.strerror or exc})", response_started=False
+    )
+
+
+def receive_error(exc: OSError) -> ConnectionClosed:
+    """The same words as the select engine; the procedure corrects response_started."""
+    if isinstance(exc, ssl.SSLError):
+        return ConnectionClosed(f"TLS error while receiving ({exc.reason or exc})", response_started=True)
+    return ConnectionReset(f"connection reset by server ({exc.strerror or exc})", response_started=True)
 
 
 def jobs(

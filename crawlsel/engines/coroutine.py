@@ -16,9 +16,9 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
 from crawlsel.connection import connect_message
-from crawlsel.engines.blocking import RECV_BYTES, Channel, jobs
+from crawlsel.engines.blocking import RECV_BYTES, Channel, jobs, receive_error, send_error
 from crawlsel.engines.procedure import Connect, Receive, Release, Send, drive, fetch
-from crawlsel.errors import ConnectError, ConnectionClosed, ConnectionReset, CrawlError, Timeout
+from crawlsel.errors import ConnectError, CrawlError, Timeout
 from crawlsel.job import JobContext
 from crawlsel.loop import EVENT_READ, EVENT_WRITE, EventLoop
 from crawlsel.models import Config, FetchResult
@@ -151,10 +151,7 @@ class AsyncIO:
             except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
                 yield from self.wait(channel.sock, EVENT_WRITE, self.config.read_timeout, "send timed out")
             except OSError as exc:
-                raise ConnectionReset(
-                    f"connection lost while sending the request ({exc.strerror or exc})",
-                    response_started=False,
-                ) from None
+                raise send_error(exc) from None
 
     def receive(self, channel: Channel) -> Generator[Future, Any, bytes]:
         message = f"no data from server for {self.config.read_timeout:g} s"
@@ -163,14 +160,8 @@ class AsyncIO:
                 return channel.sock.recv(RECV_BYTES)
             except (BlockingIOError, ssl.SSLWantReadError):
                 yield from self.wait(channel.sock, EVENT_READ, self.config.read_timeout, message)
-            except ssl.SSLError as exc:
-                raise ConnectionClosed(
-                    f"TLS error while receiving ({exc.reason or exc})", response_started=True
-                ) from None
             except OSError as exc:
-                raise ConnectionReset(
-                    f"connection reset by server ({exc.strerror or exc})", response_started=True
-                ) from None
+                raise receive_error(exc) from None
 
     def release(self, op: Release) -> None:
         if op.reusable:

@@ -21,6 +21,8 @@ import struct
 import threading
 import time
 
+from servers import read_head
+
 Step = tuple
 
 
@@ -77,12 +79,10 @@ class ScriptedServer:
                 kind = step[0]
                 if kind == "expect":
                     conn.settimeout(5)
-                    while b"\r\n\r\n" not in buf:
-                        data = conn.recv(65536)
-                        if not data:
-                            return
-                        buf += data
-                    head, buf = buf.split(b"\r\n\r\n", 1)
+                    got = read_head(conn, buf)
+                    if got is None:
+                        return
+                    head, buf = got
                     with self._lock:
                         self.requests.append(head + b"\r\n\r\n")
                 elif kind == "send":

@@ -133,12 +133,10 @@ class HTTPTestServer:
             while True:
                 batch: list[tuple[Request, bool]] = []
                 while len(batch) < self.batch:
-                    while b"\r\n\r\n" not in buf:
-                        data = conn.recv(65536)
-                        if not data:
-                            return
-                        buf += data
-                    head, buf = buf.split(b"\r\n\r\n", 1)
+                    got = read_head(conn, buf)
+                    if got is None:
+                        return
+                    head, buf = got
                     request = _parse_request(number, head)
                     with self._lock:
                         self.requests.append(request)
@@ -184,6 +182,18 @@ class HTTPTestServer:
                     self.late_bytes.append(data)
         except OSError:
             return
+
+
+def read_head(conn: socket.socket, buf: bytes) -> tuple[bytes, bytes] | None:
+    """Read until a request head is complete: (head without the blank line, rest), or
+    None when the client closed first."""
+    while b"\r\n\r\n" not in buf:
+        data = conn.recv(65536)
+        if not data:
+            return None
+        buf += data
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    return head, rest
 
 
 def _parse_request(number: int, head: bytes) -> Request:

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from crawlsel.cli import main
@@ -276,16 +277,19 @@ def test_help_has_examples_and_exit_codes() -> None:
     assert crawl("--version").stdout.startswith("crawlsel, version ")
 
 
-def test_open_file_limit_too_low_clamps_concurrency_with_one_warning(
-    server: HTTPTestServer, tmp_path: Path
+@pytest.mark.parametrize(
+    ("soft", "hard", "warnings"),
+    [
+        (100, 100, [b"crawlsel: warning: the open-file limit is 100; --concurrency lowered from 500 to 36"]),
+        (100, 4096, []),  # raised quietly: the hard limit allows it
+    ],
+)
+def test_open_file_limit_is_raised_or_concurrency_clamped(
+    server: HTTPTestServer, tmp_path: Path, soft: int, hard: int, warnings: list[bytes]
 ) -> None:
     import resource
 
     urls = [server.add(f"/{i}", b"f") for i in range(5)]
-
-    def low_limit() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (100, 100))
-
     proc = subprocess.run(
         [
             *CRAWLSEL,
@@ -298,38 +302,8 @@ def test_open_file_limit_too_low_clamps_concurrency_with_one_warning(
             "--no-progress",
         ],
         capture_output=True,
-        preexec_fn=low_limit,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)),
         timeout=20,
     )
     assert proc.returncode == 0
-    warnings = [line for line in proc.stderr.splitlines() if line.startswith(b"crawlsel: warning:")]
-    assert warnings == [
-        b"crawlsel: warning: the open-file limit is 100; --concurrency lowered from 500 to 36"
-    ]
-
-
-def test_open_file_limit_is_raised_when_the_hard_limit_allows(server: HTTPTestServer, tmp_path: Path) -> None:
-    import resource
-
-    urls = [server.add(f"/{i}", b"r") for i in range(5)]
-
-    def soft_limit() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (100, 4096))
-
-    proc = subprocess.run(
-        [
-            *CRAWLSEL,
-            "fetch",
-            write_list(tmp_path, urls),
-            "-o",
-            str(tmp_path / "o"),
-            "-c",
-            "500",
-            "--no-progress",
-        ],
-        capture_output=True,
-        preexec_fn=soft_limit,
-        timeout=20,
-    )
-    assert proc.returncode == 0
-    assert b"warning" not in proc.stderr
+    assert [line for line in proc.stderr.splitlines() if b"warning" in line] == warnings

@@ -17,6 +17,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
 if __name__ == "__main__":
     port, root = int(sys.argv[1]), sys.argv[2]
+    http.server.ThreadingHTTPServer.request_queue_size = 1024  # the default 5 drops SYNs
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(Handler, directory=root))
     server.daemon_threads = True
     server.serve_forever()

@@ -597,7 +597,7 @@ def _run(
         dispatcher.stop()
 
     def refresh() -> None:
-        report.tick(dispatcher.open_connections)
+        report.tick(dispatcher.open_connections, dispatcher.total)
         ticker[0] = loop.call_later(0.1, refresh, background=True)
 
     ticker = [loop.call_later(0.1, refresh, background=True)] if report.live else []

@@ -74,6 +74,7 @@ class Dispatcher:
         self._source: Iterator[Target | InvalidLine | WaitForInput] = iter(())
         self._source_done = False
         self._waiting_input: WaitForInput | None = None
+        self._expected = 0  # records that will give a result (not repeated URLs)
         self._queued = 0  # jobs in origin queues
         self._active = 0  # jobs on connections
         self._backing_off = 0  # jobs waiting for a retry timer
@@ -88,6 +89,11 @@ class Dispatcher:
     @property
     def open_connections(self) -> int:
         return self._open
+
+    @property
+    def total(self) -> int | None:
+        """How many results the run will give, once the whole list has been read."""
+        return self._expected if self._source_done else None
 
     # --- running -------------------------------------------------------------
 
@@ -137,6 +143,8 @@ class Dispatcher:
                 self._loop.register(record.fd, 1, _InputWaiter(self))
                 break
             admitted = self._context.admit(record)
+            if admitted is not None:
+                self._expected += 1
             if isinstance(admitted, Job):
                 self._enqueue(admitted)
             elif admitted is not None:

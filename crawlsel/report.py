@@ -138,17 +138,22 @@ class RunReport:
             except BrokenPipeError:
                 self.json_closed = True
 
-    def tick(self, open_connections: int) -> None:
-        """Redraw the live display (called by a loop timer a few times a second)."""
+    def tick(self, open_connections: int, total: int | None = None) -> None:
+        """Redraw the live display (called by a loop timer a few times a second).
+
+        ``total`` is known only once the whole list has been read; until then the
+        display shows a count, never a bar that would be wrong.
+        """
         if self._progress is not None:
-            self._progress.update(self._task, description=self._progress_text(open_connections))
+            self._progress.update(self._task, description=self._progress_text(open_connections, total))
             self._progress.refresh()
 
-    def _progress_text(self, open_connections: int) -> str:
+    def _progress_text(self, open_connections: int, total: int | None = None) -> str:
         elapsed = max(self.elapsed(), 1e-9)
         failed = f"  [red]{self.failed_count:,} failed[/]" if self.failed_count else ""
+        done = f"{self.results:,}/{total:,}" if total is not None else f"{self.results:,}"
         return (
-            f"[bold]{self.results:,}[/] pages  {self.results / elapsed:,.0f} pages/s  "
+            f"[bold]{done}[/] pages  {self.results / elapsed:,.0f} pages/s  "
             f"{human_bytes(self.bytes / elapsed)}/s  {open_connections} open{failed}"
         )
 

@@ -70,6 +70,7 @@ def test_progress_and_summary_on_a_terminal_and_no_ansi_when_redirected(
     text = shown.decode("utf-8", "replace")
     assert "\x1b[" in text  # the live display drew itself
     assert "pages/s" in text and "open" in text
+    assert "/12\x1b" in text or "/12 pages" in text  # the total, once the list is read
     assert "12 saved (11.7 KiB), 0 failed" in text  # the summary stays on screen
 
     proc = subprocess.run(

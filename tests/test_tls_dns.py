@@ -311,3 +311,24 @@ def test_next_address_is_tried_when_the_first_refuses(server: HTTPTestServer, tm
     loop.close()
     assert results[0].ok, results[0].error
     assert (tmp_path / f"multi.test_{server.port}" / "x").read_bytes() == b"second address"
+
+
+def test_redirect_from_http_to_https_and_back(
+    https: HTTPTestServer, server: HTTPTestServer, cafile: str, tmp_path: Path
+) -> None:
+    server.add(
+        "/start", b"", status=301, reason="Moved Permanently", headers=[("Location", https.url("/secure"))]
+    )
+    https.add("/secure", b"", status=302, reason="Found", headers=[("Location", server.url("/plain"))])
+    server.add("/plain", b"back on http")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main,
+        ["fetch", "-", "-o", str(out), "--cacert", cafile, "--json", "-q"],
+        input=server.url("/start") + "\n",
+    )
+    (record,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert record["error"] is None, record
+    assert record["final_url"] == server.url("/plain")
+    assert (out / f"127.0.0.1_{server.port}" / "start").read_bytes() == b"back on http"
+    assert len(https.requests) == 1 and https.handshakes == 1

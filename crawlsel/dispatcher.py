@@ -300,7 +300,8 @@ class Dispatcher:
         assert isinstance(job, Job)
         self._active -= 1
         job.conn = None
-        self._respond(job, head)
+        # The connection gets its next request before this page is saved and
+        # reported: the server starts on it one file rename earlier.
         origin = self._origins[conn.origin]
         if not conn.reusable:
             pass  # the connection reports its closing through connection_lost
@@ -316,6 +317,7 @@ class Dispatcher:
                 self._wake_starved()
         else:
             self._schedule(origin)  # top up a pipelined connection
+        self._respond(job, head)
         self._fill()
 
     def connection_lost(self, conn: Connection, exchanges: list, error: CrawlError | None) -> None:

@@ -1,9 +1,10 @@
-"""``Dispatcher``: decides what each connection fetches next, and what a response means.
+"""``Dispatcher``: the select engine's scheduler; decides what each connection fetches next.
 
 It pulls records from the (lazy) source only while it has room for them, keeps a
 queue per origin, opens connections within the global and per-origin limits,
-reuses idle keep-alive connections, follows redirects, retries with backoff,
-enforces the whole-URL deadline, and turns every URL into exactly one
+reuses idle keep-alive connections, and acts on what ``job.JobContext`` decides a
+response means (follow a redirect, retry after a backoff timer, deliver the
+result).  It enforces the whole-URL deadline and turns every URL into exactly one
 ``FetchResult``.  It never parses bytes.
 """
 
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from crawlsel.connection import Connection, Tracer
 from crawlsel.errors import ConnectionClosed, CrawlError
 from crawlsel.http11 import ResponseHead
-from crawlsel.job import Job, JobContext, SinkFactory
+from crawlsel.job import Job, JobContext, SinkFactory, SkipCheck
 from crawlsel.loop import EventLoop
 from crawlsel.models import Config, FetchResult, InvalidLine, Target
 from crawlsel.resolver import Answer, Resolver
@@ -28,7 +29,6 @@ from crawlsel.tls import make_context
 RECV_BUFFER_BYTES = 256 * 1024  # one buffer for every recv_into of the run
 
 ResultCallback = Callable[[FetchResult], None]
-SkipCheck = Callable[[Target], "str | None"]
 
 
 class _Origin:

@@ -73,6 +73,28 @@ class IllegalTransition(RuntimeError):
     pass
 
 
+# RFC 8305 section 5 recommends 250 ms before racing the next address.
+STAGGER_SECONDS = 0.25
+
+
+class _Racer:
+    """A connect to another address of the host, racing the connection's own socket."""
+
+    __slots__ = ("conn", "sock", "sockaddr")
+
+    def __init__(self, conn: Connection, sock: socket.socket, sockaddr: tuple) -> None:
+        self.conn = conn
+        self.sock = sock
+        self.sockaddr = sockaddr
+
+    def on_ready(self, mask: int) -> None:
+        conn = self.conn
+        try:
+            conn._racer_ready(self)
+        except CrawlError as exc:
+            conn._lose(exc)
+
+
 class Exchange(Protocol):
     """One request and where its response goes (implemented by the dispatcher's job)."""
 
@@ -129,6 +151,8 @@ class Connection:
         "_speed_timer",
         "bytes_in",
         "_bytes_checked",
+        "_stagger",
+        "_racers",
     )
 
     def __init__(
@@ -176,6 +200,8 @@ class Connection:
         self._speed_timer: Timer | None = None
         self.bytes_in = 0
         self._bytes_checked = 0
+        self._stagger: Timer | None = None
+        self._racers: list[_Racer] = []
         self.last_activity = loop.time()
 
     def __repr__(self) -> str:
@@ -228,9 +254,69 @@ class Connection:
             sock.close()
         self._loop.register(sock, EVENT_WRITE, self)
         self._mask = EVENT_WRITE
-        self._arm_timer(self._connect_timeout)
+        if self._timer is None:
+            self._arm_timer(self._connect_timeout)
         if self._trace:
             self._trace(self.fd, f"connect {_format_addr(sockaddr)} (in progress)")
+        self._arm_stagger()
+
+    # --- RFC 8305: when a host has several addresses, do not wait for a silent
+    # one: after a head start, race the next address; the first to connect wins.
+
+    def _arm_stagger(self) -> None:
+        if self._addresses and self._stagger is None:
+            self._stagger = self._loop.call_later(STAGGER_SECONDS, self._race_next)
+
+    def _race_next(self) -> None:
+        self._stagger = None
+        if self.state is not State.CONNECTING or not self._addresses:
+            return
+        family, sockaddr = self._addresses.popleft()
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        err = sock.connect_ex(sockaddr)
+        if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+            sock.close()
+        else:
+            racer = _Racer(self, sock, sockaddr)
+            self._racers.append(racer)
+            self._loop.register(sock, EVENT_WRITE, racer)
+            if self._trace:
+                self._trace(sock.fileno(), f"connect {_format_addr(sockaddr)} (racing, RFC 8305)")
+        self._arm_stagger()
+
+    def _racer_ready(self, racer: _Racer) -> None:
+        self._racers.remove(racer)
+        self._loop.unregister(racer.sock)
+        err = racer.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            racer.sock.close()
+            if self._mask == 0 and not self._racers:  # the connection's own socket failed too
+                if not self._addresses:
+                    raise ConnectError(connect_message(racer.sockaddr, err))
+                assert self.sock is not None
+                self.sock.close()
+                self._connect_next()
+            return
+        # The racer won: it becomes this connection's socket.
+        assert self.sock is not None
+        if self._mask:
+            self._loop.unregister(self.sock)
+        self.sock.close()
+        self.sock, self.fd, self._sockaddr = racer.sock, racer.sock.fileno(), racer.sockaddr
+        self._loop.register(self.sock, EVENT_WRITE, self)
+        self._mask = EVENT_WRITE
+        self._connected()
+
+    def _stop_racing(self) -> None:
+        if self._stagger is not None:
+            self._stagger.cancel()
+            self._stagger = None
+        for racer in self._racers:
+            self._loop.unregister(racer.sock)
+            racer.sock.close()
+        self._racers.clear()
 
     def submit(self, exchange: Exchange) -> None:
         """Queue a request on this connection (pipelined when others are in flight)."""
@@ -266,6 +352,8 @@ class Connection:
             return
         self._to(State.CLOSED)
         self._cancel_timer()
+        if self._stagger is not None or self._racers:
+            self._stop_racing()
         if self._speed_timer is not None:
             self._speed_timer.cancel()
             self._speed_timer = None
@@ -321,16 +409,25 @@ class Connection:
         assert self.sock is not None
         err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
-            if self._addresses:
+            if self._addresses or self._racers:
                 # Another address of the same host may answer (RFC 8305 fallback).
                 if self._trace:
                     self._note(f"connect failed: {os.strerror(err)}; trying the next address")
                 self._loop.unregister(self.sock)
-                self.sock.close()
                 self._mask = 0
-                self._connect_next()
-                return
+                if self._addresses:
+                    self.sock.close()
+                    if self._stagger is not None:
+                        self._stagger.cancel()
+                        self._stagger = None
+                    self._connect_next()
+                return  # else a racing attempt may still win
             raise ConnectError(connect_message(self._sockaddr, err))
+        self._connected()
+
+    def _connected(self) -> None:
+        assert self.sock is not None
+        self._stop_racing()
         if self._trace:
             self._note("connected")
         if self._tls is None:

@@ -332,3 +332,35 @@ def test_redirect_from_http_to_https_and_back(
     assert record["final_url"] == server.url("/plain")
     assert (out / f"127.0.0.1_{server.port}" / "start").read_bytes() == b"back on http"
     assert len(https.requests) == 1 and https.handshakes == 1
+
+
+def test_a_silent_address_is_raced_after_250_ms(server: HTTPTestServer, tmp_path: Path) -> None:
+    # A listener whose accept queue is full drops SYNs: connecting to it hangs, like a
+    # black-holed IPv6 route.  RFC 8305: after 250 ms the next address is tried too.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(0)
+    filler = socket.create_connection(silent.getsockname())
+    server.add("/x", b"raced")
+
+    def two_addresses(host: str, port: int, *args: object) -> list:
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", silent.getsockname()),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", server.port)),
+        ]
+
+    loop = EventLoop()
+    results: list[FetchResult] = []
+    resolver = Resolver(loop, getaddrinfo=two_addresses)
+    started = time.monotonic()
+    try:
+        Dispatcher(
+            loop, Config(connect_timeout=5), PageWriter(tmp_path).open, results.append, resolver=resolver
+        ).run([parse_url(f"http://multi.test:{server.port}/x")])
+    finally:
+        loop.close()
+        filler.close()
+        silent.close()
+    assert results[0].ok, results[0].error
+    assert time.monotonic() - started < 2.0  # not the 5 s connect timeout
+    assert (tmp_path / f"multi.test_{server.port}" / "x").read_bytes() == b"raced"

@@ -25,6 +25,7 @@ from crawlsel.errors import (
     Timeout,
     TooLarge,
 )
+from crawlsel.hashtable import HashSet64
 from crawlsel.http11 import RequestTemplate, ResponseHead
 from crawlsel.models import Config, FetchResult, InvalidLine, Target
 from crawlsel.sources import parse_url
@@ -142,7 +143,7 @@ class JobContext:
         self.method = config.method
         self.open_sink = open_sink
         self._skip = skip
-        self._seen: set[int] = set()  # hashes of requests admitted (--dedupe)
+        self._seen = HashSet64()  # requests admitted, for dedupe: 16 bytes a URL
         encoding = "gzip, deflate" if config.compressed else "identity"
         self._template = RequestTemplate(config.user_agent, config.headers, encoding)
         self._template_no_credentials = RequestTemplate(
@@ -159,11 +160,8 @@ class JobContext:
             return FetchResult(
                 url=record.text, error=f"{where}{record.reason}", error_kind="invalid_url", index=record.index
             )
-        if self.config.dedupe:
-            key = hash(request_key(record))
-            if key in self._seen:
-                return None
-            self._seen.add(key)
+        if self.config.dedupe and not self._seen.add(request_key(record)):
+            return None
         if self._skip is not None:
             existing = self._skip(record)
             if existing is not None:

@@ -16,6 +16,7 @@ from typing import IO
 from urllib.parse import unquote_to_bytes
 
 from crawlsel.errors import WriteError
+from crawlsel.hashtable import HashMap64, fingerprint
 from crawlsel.http11 import ResponseHead
 from crawlsel.models import DEFAULT_PORTS, Target
 
@@ -209,9 +210,9 @@ class PageWriter:
 
     def __init__(self, root: Path) -> None:
         self.root = str(root)
-        # hash of the case-folded relative path -> hash of the URL that owns it:
-        # integers, so that a run of a million URLs keeps this small.
-        self._claimed: dict[int, int] = {}
+        # case-folded relative path -> the URL that owns it, both as 64-bit
+        # fingerprints, so that a run of a million URLs keeps this small.
+        self._claimed = HashMap64()
         self._names: dict[str, str] = {}  # URL -> relative path, for URLs not yet saved
         self._made_dirs: set[str] = set()
         self._tmp_prefix = f".crawlsel-{os.getpid()}-"
@@ -272,11 +273,11 @@ class PageWriter:
         return self._claim_relative("/".join(page_path(target)), target)
 
     def _claim_relative(self, relative: str, target: Target) -> str:
-        owner = hash(target.url)
-        if self._claimed.setdefault(hash(relative.casefold()), owner) != owner:
+        owner = fingerprint(target.url)
+        if self._claimed.setdefault(relative.casefold(), target.url) != owner:
             for n in itertools.count(1):
                 candidate = f"{relative}.{n}"
-                if self._claimed.setdefault(hash(candidate.casefold()), owner) == owner:
+                if self._claimed.setdefault(candidate.casefold(), target.url) == owner:
                     return candidate
         return relative
 

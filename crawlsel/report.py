@@ -49,7 +49,7 @@ class _HostStats:
         self.saved = 0
         self.bytes = 0
         self.failed = 0
-        self.latencies = array("d")
+        self.latencies = array("f")  # milliseconds; 4 bytes a page
 
 
 class RunReport:

@@ -352,11 +352,16 @@ def fetch(
         json_out=sys.stdout if json_lines else None, quiet=quiet, progress=not (no_progress or trace)
     )
     writer = PageWriter(config.output_dir)
+
+    def on_result(result: FetchResult) -> None:
+        writer.forget(result.url)  # a URL that failed before saving leaves no name behind
+        report.on_result(result)
+
     status = _run(
         config,
         read_targets(sources),
         writer.open,
-        report.on_result,
+        on_result,
         report,
         prepare=writer.prepare if not skip_existing else writer.existing,
         trace=trace,

@@ -248,6 +248,10 @@ class PageWriter:
                 return self._claim_relative("/".join([*parts[: i - 1], flat]), target)
         raise NotADirectoryError(f"cannot create the folders of {relative}")
 
+    def forget(self, url: str) -> None:
+        """The URL has its result: drop its pending name (its claim stays)."""
+        self._names.pop(url, None)
+
     def prepare(self, target: Target) -> None:
         """Claim the URL's name in input order, so that names do not depend on timing."""
         self._names[target.url] = self._claim(target)

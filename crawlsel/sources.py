@@ -7,6 +7,7 @@ million URLs is never held in memory.  Nothing here touches the network.
 from __future__ import annotations
 
 import io
+import ipaddress
 import os
 import re
 import stat
@@ -68,6 +69,13 @@ def parse_url(text: str, *, line: int = 0, index: int = 0) -> Target:
         raise InvalidURL("not an absolute http(s) URL")
     if scheme not in DEFAULT_PORTS:
         raise InvalidURL(f"unsupported scheme {scheme!r} (only http and https)")
+    if "[" in parts.netloc:
+        # Python 3.10's urlsplit does not check a bracketed host; 3.11 does.
+        literal = parts.netloc.partition("[")[2].partition("]")[0]
+        try:
+            ipaddress.IPv6Address(literal.split("%", 1)[0])
+        except ValueError:
+            raise InvalidURL("malformed URL (invalid IPv6 address)") from None
     if "@" in parts.netloc:
         raise InvalidURL("user names and passwords in URLs are not supported")
     if " " in parts.netloc:

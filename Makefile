@@ -4,13 +4,19 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench bench-quick clean
+.PHONY: run test lint bench bench-quick clean
 
 run: $(STAMP)
 	$(PY) demo/serve.py --run
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,lint]'
+	$(PY) -m ruff check crawlsel tests bench demo
+	$(PY) -m ruff format --check crawlsel tests bench demo
+	$(PY) -m mypy crawlsel
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,bench]'

@@ -157,3 +157,24 @@ def test_compare_runs_every_engine_and_checks_the_bytes(server: HTTPTestServer, 
     assert by["threads"]["peak_threads"] >= 4 > by["select"]["peak_threads"]
     assert "vs blocking" in result.stderr
     assert "All engines saved the same bytes." in result.stderr
+
+
+def test_tls_errors_are_the_same_for_every_engine(engine: str, tmp_path: Path) -> None:
+    import gc
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    untrusted = ScriptedServer([[("expect",), ("send", response(b"x")), ("close",)]], tls=context)
+    try:
+        code, records, out = fetch(tmp_path, [untrusted.url("/")], engine, "--retries", "0")
+    finally:
+        untrusted.close()
+    gc.collect()  # an unclosed socket would now raise a ResourceWarning (an error here)
+    (record,) = records.values()
+    assert code == 1
+    assert record["error_kind"] == "tls"
+    assert record["error"] == "certificate verify failed: unable to get local issuer certificate"

@@ -114,16 +114,19 @@ class AsyncIO:
         family, sockaddr = found.result[0]
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setblocking(False)
-        err = sock.connect_ex(sockaddr)
-        if err == errno.EINPROGRESS:
-            timeout = self.config.connect_timeout
-            yield from self.wait(sock, EVENT_WRITE, timeout, f"connect timed out after {timeout:g} s")
-            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            sock.close()
-            raise ConnectError(connect_message(sockaddr, err))
-        if target.scheme == "https":
-            sock = yield from self.handshake(sock, target.host)
+        try:
+            err = sock.connect_ex(sockaddr)
+            if err == errno.EINPROGRESS:
+                timeout = self.config.connect_timeout
+                yield from self.wait(sock, EVENT_WRITE, timeout, f"connect timed out after {timeout:g} s")
+                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                raise ConnectError(connect_message(sockaddr, err))
+            if target.scheme == "https":
+                sock = yield from self.handshake(sock, target.host)
+        except BaseException:
+            sock.close()  # a timeout or a refused connect leaves no socket open
+            raise
         return Channel(sock, target.origin)
 
     def handshake(self, sock: socket.socket, host: str) -> Generator[Future, Any, ssl.SSLSocket]:
@@ -131,17 +134,19 @@ class AsyncIO:
             self.tls = make_context(cacert=self.config.cacert, insecure=self.config.insecure)
         tls = self.tls.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
         message = f"TLS handshake timed out after {self.config.connect_timeout:g} s"
-        while True:
-            try:
-                tls.do_handshake()
-                return tls
-            except ssl.SSLWantReadError:
-                yield from self.wait(tls, EVENT_READ, self.config.connect_timeout, message)
-            except ssl.SSLWantWriteError:
-                yield from self.wait(tls, EVENT_WRITE, self.config.connect_timeout, message)
-            except ssl.SSLError as exc:
-                tls.close()
-                raise describe(exc) from None
+        try:
+            while True:
+                try:
+                    tls.do_handshake()
+                    return tls
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError) as want:
+                    events = EVENT_READ if isinstance(want, ssl.SSLWantReadError) else EVENT_WRITE
+                    yield from self.wait(tls, events, self.config.connect_timeout, message)
+                except ssl.SSLError as exc:
+                    raise describe(exc) from None
+        except BaseException:
+            tls.close()  # it owns the descriptor now
+            raise
 
     def send(self, channel: Channel, data: bytes) -> Generator[Future, Any, None]:
         view = memoryview(data)

@@ -24,7 +24,7 @@ import socket
 import ssl
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from crawlsel.errors import (
     ConnectError,
@@ -135,6 +135,8 @@ class Connection:
         "_parser",
         "_inflight",
         "_completed",
+        "_receiving",
+        "_heads",
         "_out",
         "_mask",
         "_buf",
@@ -184,6 +186,8 @@ class Connection:
         self._parser = ResponseParser(self)
         self._inflight: deque[Exchange] = deque()
         self._completed: list[tuple[Exchange, ResponseHead]] = []
+        self._receiving: Any = None  # the Exchange whose response is arriving
+        self._heads = 0  # heads received for responses not yet complete
         self._out = memoryview(b"")
         self._mask = 0
         self._buf = recv_buffer
@@ -537,16 +541,8 @@ class Connection:
         try:
             parser.feed(self._view[:n])
         except UnexpectedData:
-            self.reusable = False
+            self.reusable = False  # the responses are complete; the connection is not
             error = None
-            if self._completed and self._completed[-1][1].content_length is not None:
-                # More bytes than the Content-Length promised, in the same read: the
-                # length was wrong, so the page is not trusted (RFC 9112 6.3).
-                exchange, head = self._completed.pop()
-                self._inflight.appendleft(exchange)
-                error = ProtocolError(
-                    f"server sent more than the {head.content_length:,} bytes of its Content-Length"
-                )
         except CrawlError as exc:
             self.reusable = False
             error = exc
@@ -563,14 +559,19 @@ class Connection:
         if self._trace:
             expected = f", {head.content_length} B expected" if head.content_length is not None else ""
             self._note(f"status {head.status}{expected}")
-        self._inflight[0].on_head(head)
+        # The parser reports completions only after the whole chunk, so with
+        # pipelining the n-th head of a chunk belongs to the n-th exchange in flight.
+        self._receiving = self._inflight[self._heads]
+        self._heads += 1
+        self._receiving.on_head(head)
 
     def response_body(self, data: bytes) -> None:
-        self._inflight[0].on_body(data)
+        self._receiving.on_body(data)
 
     def response_complete(self, head: ResponseHead) -> None:
-        # The listener hears of it only after the current chunk is parsed: bytes
-        # already received must never be taken as the answer to a later request.
+        # The listener hears of it after this connection's state is settled
+        # (see _deliver_completed).
+        self._heads -= 1
         self._completed.append((self._inflight.popleft(), head))
         self.responses += 1
         if not head.keep_alive:

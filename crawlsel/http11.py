@@ -122,12 +122,14 @@ class ResponseParser:
         "_head_size",
         "_head",
         "body_bytes",
+        "_done",
     )
 
     def __init__(self, listener: ResponseListener) -> None:
         self._listener = listener
         self._parser = httptools.HttpResponseParser(self)
         self._pending: deque[str] = deque()
+        self._done: list[ResponseHead] = []  # completed during the current chunk
         self._reset_message()
         self._interim_count = 0
 
@@ -156,6 +158,38 @@ class ResponseParser:
         self._pending.append(method)
 
     def feed(self, data: bytes | memoryview) -> None:
+        """Parse one chunk; complete responses are reported after the whole chunk.
+
+        Reporting at the end means a listener never sends its next request while
+        bytes already received are still being parsed, and lets a Content-Length
+        response followed by more bytes in the same chunk fail instead of complete.
+        """
+        try:
+            self._feed(data)
+        except UnexpectedData:
+            done = self._done
+            if done and done[-1].content_length is not None:
+                # More bytes than the Content-Length promised: the length was
+                # wrong, so the page is not trusted (RFC 9112 6.3).
+                head = done.pop()
+                self._deliver()
+                raise ProtocolError(
+                    f"server sent more than the {head.content_length:,} bytes of its Content-Length"
+                ) from None
+            self._deliver()
+            raise
+        except BaseException:
+            self._deliver()
+            raise
+        self._deliver()
+
+    def _deliver(self) -> None:
+        if self._done:
+            done, self._done = self._done, []
+            for head in done:
+                self._listener.response_complete(head)
+
+    def _feed(self, data: bytes | memoryview) -> None:
         if not self._headers_done:
             self._head_bytes += len(data)
         try:
@@ -194,6 +228,7 @@ class ResponseParser:
         if head is not None and not self._interim:
             if head.content_length is None and not head.chunked:
                 self._finish_message()
+                self._deliver()
                 return
             if head.chunked:
                 raise ConnectionClosed(
@@ -294,7 +329,7 @@ class ResponseParser:
         self._pending.popleft()
         self._interim_count = 0
         self._reset_message()
-        self._listener.response_complete(head)
+        self._done.append(head)
 
 
 def _llhttp_message(exc: Exception) -> str:

@@ -12,20 +12,20 @@ from crawlsel.sources import parse_url
 
 
 class Recorder:
+    """Collects responses; completions arrive after the whole chunk, in order."""
+
     def __init__(self) -> None:
         self.responses: list[tuple[int, bytes, ResponseHead]] = []
-        self._body = bytearray()
-        self._head: ResponseHead | None = None
+        self._bodies: list[bytearray] = []  # one per head not yet complete
 
     def response_head(self, head: ResponseHead) -> None:
-        self._head = head
+        self._bodies.append(bytearray())
 
     def response_body(self, data: bytes) -> None:
-        self._body += data
+        self._bodies[-1] += data
 
     def response_complete(self, head: ResponseHead) -> None:
-        self.responses.append((head.status, bytes(self._body), head))
-        self._body = bytearray()
+        self.responses.append((head.status, bytes(self._bodies.pop(0)), head))
 
 
 def parse(data: bytes, *, methods: tuple[str, ...] = ("GET",), eof: bool = False, split: int = 0) -> Recorder:
@@ -148,12 +148,23 @@ def test_two_pipelined_responses_in_one_chunk_are_split() -> None:
 
 def test_bytes_after_the_last_expected_response_are_refused() -> None:
     with pytest.raises(UnexpectedData):
-        parse(LENGTH + b"HTTP/1.1 200 OK\r\n")
+        parse(CHUNKED + b"HTTP/1.1 200 OK\r\n")
 
 
 def test_bytes_after_connection_close_are_refused() -> None:
     with pytest.raises(UnexpectedData):
-        parse(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\naEXTRA")
+        parse(b"HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nEXTRA")
+
+
+@pytest.mark.parametrize("extra", [b"HTTP/1.1 200 OK\r\n", b"EXTRA"])
+def test_bytes_beyond_content_length_fail_that_response(extra: bytes) -> None:
+    # In the same chunk the length is known to be wrong: the response is not complete.
+    rec = Recorder()
+    parser = ResponseParser(rec)
+    parser.expect("GET")
+    with pytest.raises(ProtocolError, match="more than the 12 bytes of its Content-Length"):
+        parser.feed(LENGTH + extra)
+    assert rec.responses == []
 
 
 @pytest.mark.parametrize(

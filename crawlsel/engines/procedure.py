@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Generator
 from typing import Any, NamedTuple
 
-from crawlsel.errors import ConnectionClosed, CrawlError, ProtocolError
+from crawlsel.errors import ConnectionClosed, CrawlError
 from crawlsel.http11 import ResponseHead, ResponseParser, UnexpectedData
 from crawlsel.job import Job, JobContext
 from crawlsel.models import FetchResult, Target
@@ -102,10 +102,6 @@ def exchange(channel: Any, job: Job) -> Generator[Operation, Any, tuple[Response
         try:
             parser.feed(data)
         except UnexpectedData:
-            if answer.complete and answer.head is not None and answer.head.content_length is not None:
-                raise ProtocolError(
-                    f"server sent more than the {answer.head.content_length:,} bytes of its Content-Length"
-                ) from None
             return answer.done_head(), False  # complete, but the connection is not reused
     head = answer.done_head()
     return head, head.keep_alive

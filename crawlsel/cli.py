@@ -610,18 +610,13 @@ def _run(
     try:
         dispatcher.run(records)
     except SourceError as exc:
-        report.close(summary=False)
-        click.echo(f"crawlsel: error: {exc}", err=True)
-        return ExitStatus.USAGE
+        return _source_failed(report, exc)
     finally:
         if ticker:
             ticker[0].cancel()
         _restore_signals(previous)
         loop.close()
-    report.close(interrupted=state["interrupted"], connections=dispatcher.connections_by_host)
-    if state["interrupted"]:
-        return ExitStatus.INTERRUPTED
-    return ExitStatus.FAILED if report.failed or report.json_closed else ExitStatus.OK
+    return _summarise(report, state["interrupted"], dispatcher.connections_by_host)
 
 
 def _run_other_engine(
@@ -638,17 +633,27 @@ def _run_other_engine(
     try:
         module.run(config, records, open_sink, on_result, prepare)
     except SourceError as exc:
-        report.close(summary=False)
-        click.echo(f"crawlsel: error: {exc}", err=True)
-        return ExitStatus.USAGE
+        return _source_failed(report, exc)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         signal.signal(signal.SIGTERM, previous)
-    report.close(interrupted=interrupted)
+    return _summarise(report, interrupted)
+
+
+def _source_failed(report: RunReport, exc: SourceError) -> int:
+    """A URL list became unreadable in the middle of the run: a usage error."""
+    report.close(summary=False)
+    click.echo(f"crawlsel: error: {exc}", err=True)
+    return ExitStatus.USAGE
+
+
+def _summarise(report: RunReport, interrupted: bool, connections: dict[str, int] | None = None) -> int:
+    """Print the summary; the one place a run's outcome becomes an exit status."""
+    report.close(interrupted=interrupted, connections=connections)
     if interrupted:
         return ExitStatus.INTERRUPTED
-    return ExitStatus.FAILED if report.failed else ExitStatus.OK
+    return ExitStatus.FAILED if report.failed or report.json_closed else ExitStatus.OK
 
 
 def _install_signals(handler: Any, loop: EventLoop) -> Any:

@@ -67,7 +67,7 @@ class RunReport:
         self.skipped = 0
         self.bytes = 0
         self.failures: list[FetchResult] = []
-        self.failed_count = 0
+        self.failed = 0  # URLs that ended with an error
         self.results = 0
         self.started = time.monotonic()
         self.json_closed = False  # the reader of --json went away (| head)
@@ -102,10 +102,6 @@ class RunReport:
         """A progress display is being drawn."""
         return self._progress is not None
 
-    @property
-    def failed(self) -> int:
-        return self.failed_count
-
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
@@ -125,7 +121,7 @@ class RunReport:
             stats.bytes += result.bytes
             stats.latencies.append(result.elapsed_ms)
         else:
-            self.failed_count += 1
+            self.failed += 1
             stats.failed += 1
             if len(self.failures) < MAX_FAILURES_SHOWN:
                 self.failures.append(result)
@@ -150,7 +146,7 @@ class RunReport:
 
     def _progress_text(self, open_connections: int, total: int | None = None) -> str:
         elapsed = max(self.elapsed(), 1e-9)
-        failed = f"  [red]{self.failed_count:,} failed[/]" if self.failed_count else ""
+        failed = f"  [red]{self.failed:,} failed[/]" if self.failed else ""
         done = f"{self.results:,}/{total:,}" if total is not None else f"{self.results:,}"
         return (
             f"[bold]{done}[/] pages  {self.results / elapsed:,.0f} pages/s  "
@@ -185,7 +181,7 @@ class RunReport:
         rate = (self.results - self.skipped) / elapsed if elapsed > 0 else 0.0
         head = (
             ("interrupted: " if interrupted else "")
-            + f"{self.saved:,} saved ({human_bytes(self.bytes)}), {self.failed_count:,} failed, "
+            + f"{self.saved:,} saved ({human_bytes(self.bytes)}), {self.failed:,} failed, "
             + (f"{self.skipped:,} skipped, " if self.skipped else "")
             + f"{elapsed:.2f} s, {rate:,.0f} pages/s"
         )
@@ -196,8 +192,8 @@ class RunReport:
             lines.append("failed:")
             for result in self.failures:
                 lines.append(f"  {printable(result.url)}: {printable(result.error or '')}")
-            if self.failed_count > len(self.failures):
-                lines.append(f"  and {self.failed_count - len(self.failures):,} more; see --json")
+            if self.failed > len(self.failures):
+                lines.append(f"  and {self.failed - len(self.failures):,} more; see --json")
         histogram = self._histogram()
         if histogram:
             lines += histogram

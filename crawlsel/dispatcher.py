@@ -10,7 +10,6 @@ result).  It enforces the whole-URL deadline and turns every URL into exactly on
 
 from __future__ import annotations
 
-import socket
 import ssl
 import time
 from collections import OrderedDict, deque
@@ -22,7 +21,7 @@ from crawlsel.http11 import ResponseHead
 from crawlsel.job import Job, JobContext, SinkFactory, SkipCheck
 from crawlsel.loop import EventLoop
 from crawlsel.models import Config, FetchResult, InvalidLine, Target
-from crawlsel.resolver import Answer, Resolver
+from crawlsel.resolver import Answer, Resolver, family_for, pinned_for
 from crawlsel.sources import WaitForInput
 from crawlsel.tls import make_context
 
@@ -63,8 +62,8 @@ class Dispatcher:
         self._trace = trace
         self._resolver = resolver or Resolver(
             loop,
-            family={4: socket.AF_INET, 6: socket.AF_INET6}.get(config.ip_version or 0, socket.AF_UNSPEC),
-            pinned={(host, port): addr for host, port, addr in config.pinned},
+            family=family_for(config.ip_version),
+            pinned=pinned_for(config.pinned),
         )
         self._tls: ssl.SSLContext | None = None
         self._buffer = bytearray(RECV_BUFFER_BYTES)

@@ -22,6 +22,16 @@ Callback = Callable[[Answer], None]
 GetAddrInfo = Callable[..., list]
 
 
+def family_for(ip_version: int | None) -> int:
+    """-4 / -6 as a getaddrinfo family."""
+    return {4: socket.AF_INET, 6: socket.AF_INET6}.get(ip_version or 0, socket.AF_UNSPEC)
+
+
+def pinned_for(pins: tuple[tuple[str, int, str], ...]) -> dict[tuple[str, int], str]:
+    """--resolve HOST:PORT:ADDR entries as a lookup table."""
+    return {(host, port): address for host, port, address in pins}
+
+
 class Resolver:
     def __init__(
         self,

@@ -21,7 +21,7 @@ from crawlsel.engines.procedure import Connect, Procedure, Receive, Release, Sen
 from crawlsel.errors import ConnectError, ConnectionClosed, ConnectionReset, CrawlError, Timeout
 from crawlsel.job import Job, JobContext
 from crawlsel.models import Config, FetchResult, InvalidLine, Target
-from crawlsel.resolver import lookup_now
+from crawlsel.resolver import family_for, lookup_now, pinned_for
 from crawlsel.sources import WaitForInput
 from crawlsel.tls import describe, make_context
 
@@ -45,9 +45,8 @@ class BlockingIO:
         self._config = config
         self._idle: dict[tuple[str, str, int], Channel] = {}
         self._tls: ssl.SSLContext | None = None
-        family = {4: socket.AF_INET, 6: socket.AF_INET6}.get(config.ip_version or 0, socket.AF_UNSPEC)
-        self._family = family
-        self._pinned = {(h, p): a for h, p, a in config.pinned}
+        self._family = family_for(config.ip_version)
+        self._pinned = pinned_for(config.pinned)
 
     def run(self, procedure: Procedure) -> FetchResult:
         driver = drive(procedure, self._perform_now)

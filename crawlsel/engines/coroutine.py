@@ -22,7 +22,7 @@ from crawlsel.errors import ConnectError, CrawlError, Timeout
 from crawlsel.job import JobContext
 from crawlsel.loop import EVENT_READ, EVENT_WRITE, EventLoop
 from crawlsel.models import Config, FetchResult
-from crawlsel.resolver import Resolver
+from crawlsel.resolver import Resolver, family_for, pinned_for
 from crawlsel.tls import describe, make_context
 
 
@@ -70,8 +70,7 @@ class AsyncIO:
     def __init__(self, loop: EventLoop, config: Config) -> None:
         self.loop = loop
         self.config = config
-        family = {4: socket.AF_INET, 6: socket.AF_INET6}.get(config.ip_version or 0, socket.AF_UNSPEC)
-        self.resolver = Resolver(loop, family=family, pinned={(h, p): a for h, p, a in config.pinned})
+        self.resolver = Resolver(loop, family=family_for(config.ip_version), pinned=pinned_for(config.pinned))
         self.idle: dict[tuple[str, str, int], list[Channel]] = {}
         self.tls: ssl.SSLContext | None = None
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import fetch_records
 from scripted import ScriptedServer, response
 
 from crawlsel.cli import main
@@ -20,27 +21,10 @@ BINARY = bytes(range(256)) * 40
 
 
 def fetch(tmp_path: Path, urls: list[str], engine: str, *args: str) -> tuple[int, dict[str, dict], Path]:
-    out = tmp_path / f"out-{engine}"
-    source = tmp_path / "urls.txt"
-    source.write_text("\n".join(urls) + "\n")
-    result = CliRunner().invoke(
-        main,
-        [
-            "fetch",
-            str(source),
-            "-o",
-            str(out),
-            "--json",
-            "-q",
-            "--engine",
-            engine,
-            "--retry-delay",
-            "0.01",
-            *args,
-        ],
-        catch_exceptions=False,
+    code, records, out = fetch_records(
+        tmp_path, urls, "--engine", engine, "--retry-delay", "0.01", *args, out=tmp_path / f"out-{engine}"
     )
-    return result.exit_code, {r["url"]: r for r in map(json.loads, result.stdout.splitlines())}, out
+    return code, {r["url"]: r for r in records}, out
 
 
 @pytest.fixture(params=ENGINES)

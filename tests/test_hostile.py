@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import fetch_records
 from scripted import ScriptedServer, chunked, response
 
 from crawlsel.cli import main
@@ -23,16 +24,8 @@ OK = ("expect",)
 
 
 def fetch(tmp_path: Path, urls: list[str], *args: str) -> tuple[int, dict[str, dict], Path]:
-    out = tmp_path / "out"
-    source = tmp_path / "urls.txt"
-    source.write_text("\n".join(urls) + "\n")
-    result = CliRunner().invoke(
-        main,
-        ["fetch", str(source), "-o", str(out), "--json", "-q", "--retry-delay", "0.01", *args],
-        catch_exceptions=False,
-    )
-    records = {r["url"]: r for r in map(json.loads, result.stdout.splitlines())}
-    return result.exit_code, records, out
+    code, records, out = fetch_records(tmp_path, urls, "--retry-delay", "0.01", *args)
+    return code, {r["url"]: r for r in records}, out
 
 
 def files_under(out: Path) -> list[str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import trustme
 from click.testing import CliRunner
+from helpers import fetch_records
 from scripted import ScriptedServer, response
 
 from crawlsel.cli import main
@@ -96,32 +97,22 @@ def test_every_outcome_matches_the_documented_schema(tmp_path: Path) -> None:
         tls.url("/"),
         *[server.url("/") for server in servers.values()],
     ]
-    source = tmp_path / "urls.txt"
-    source.write_text("\n".join(urls) + "\n")
     try:
-        result = CliRunner().invoke(
-            main,
-            [
-                "fetch",
-                str(source),
-                "-o",
-                str(out),
-                "--json",
-                "-q",
-                "--skip-existing",
-                "--retries",
-                "0",
-                "--read-timeout",
-                "0.3",
-                "--max-size",
-                "1K",
-            ],
-            catch_exceptions=False,
+        _, records, _ = fetch_records(
+            tmp_path,
+            urls,
+            "--skip-existing",
+            "--retries",
+            "0",
+            "--read-timeout",
+            "0.3",
+            "--max-size",
+            "1K",
+            out=out,
         )
     finally:
         for server in [ok, bad, tls, *servers.values()]:
             server.close()
-    records = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(records) == len(urls)
     for record in records:
         validate(record)

@@ -155,6 +155,7 @@ class Connection:
         "_bytes_checked",
         "_stagger",
         "_racers",
+        "_reporting",
     )
 
     def __init__(
@@ -189,6 +190,7 @@ class Connection:
         self._receiving: Any = None  # the Exchange whose response is arriving
         self._heads = 0  # heads received for responses not yet complete
         self._out = memoryview(b"")
+        self._reporting = False  # more completions to report: submitted requests wait
         self._mask = 0
         self._buf = recv_buffer
         self._view = memoryview(recv_buffer)
@@ -334,8 +336,12 @@ class Connection:
             self._out = memoryview(bytes(self._out) + exchange.request)
         else:
             self._out = memoryview(exchange.request)
-        if self.state in (State.CONNECTING, State.HANDSHAKING):
-            return
+        if self.state in (State.CONNECTING, State.HANDSHAKING) or self._reporting:
+            return  # sent once connected, or with the others at the end of the report
+        self._flush()
+
+    def _flush(self) -> None:
+        """Start sending what submit() queued."""
         self.last_activity = self._loop.time()  # the read timeout counts from the request
         if self._timer is None:
             self._arm_timer(self._read_timeout)
@@ -590,8 +596,18 @@ class Connection:
             for _ in completed:
                 self._note("response complete -> " + ("idle" if self.state is State.IDLE else "closing"))
             self._flush_notes()
-        for exchange, head in completed:
-            self._listener.exchange_complete(self, exchange, head)
+        # Requests the listener submits in return (topping up a pipelined
+        # connection) wait while more completions remain to be reported, then
+        # leave in one send; a lone completion's next request leaves at once.
+        last = len(completed) - 1
+        try:
+            for i, (exchange, head) in enumerate(completed):
+                self._reporting = i < last
+                self._listener.exchange_complete(self, exchange, head)
+        finally:
+            self._reporting = False
+        if self._out and self.state is not State.CLOSED and self.state is not State.SENDING:
+            self._flush()
 
     # --- failures and timers -------------------------------------------------
 

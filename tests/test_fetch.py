@@ -96,6 +96,33 @@ def test_pipelined_responses_in_one_recv_are_split_at_the_right_byte(make_server
     assert saved(out, server, "b.html") == b"second body"
 
 
+def test_requests_topping_up_a_pipelined_connection_leave_in_one_send(make_server, tmp_path: Path) -> None:
+    server = make_server(batch=3)  # three answers in one write: the client reads them in one recv
+    urls = [server.add(f"/p{i}", f"page {i}".encode()) for i in range(9)]
+    out = tmp_path / "out"
+    result = crawl(
+        "fetch",
+        write_list(tmp_path, urls),
+        "-o",
+        str(out),
+        "--per-host",
+        "1",
+        "--pipeline",
+        "3",
+        "-q",
+        "--trace",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert server.connections == 1
+    lines = result.stderr.splitlines()
+    assert [line.count("response complete") for line in lines if "response complete" in line] == [3, 3, 3]
+    # The three requests that replace three completions go out in one send, as
+    # the first three did when the connection opened (all requests are 420 B / 3).
+    sends = [line.rsplit(" send ", 1)[1] for line in lines if " send " in line]
+    assert sends == ["420 B"] * 3
+    assert saved(out, server, "p8") == b"page 8"
+
+
 def test_get_keep_alive_returns_on_framing_not_on_server_close(make_server) -> None:
     server = make_server(idle_timeout=30.0)
     urls = [server.add(f"/{n}", f"<{n}>".encode()) for n in ("a", "b", "c")]

@@ -19,13 +19,16 @@ from crawlsel.connection import Connection, Tracer
 from crawlsel.errors import ConnectionClosed, CrawlError
 from crawlsel.http11 import ResponseHead
 from crawlsel.job import Job, JobContext, SinkFactory, SkipCheck
-from crawlsel.loop import EventLoop
+from crawlsel.loop import EventLoop, Timer
 from crawlsel.models import Config, FetchResult, InvalidLine, Target
 from crawlsel.resolver import Answer, Resolver, family_for, pinned_for
 from crawlsel.sources import WaitForInput
 from crawlsel.tls import make_context
 
 RECV_BUFFER_BYTES = 256 * 1024  # one buffer for every recv_into of the run
+# Records read per slice while filling the queues: between slices the loop polls
+# its sockets, so the first requests leave before the rest of a long list is read.
+FILL_SLICE = 256
 
 ResultCallback = Callable[[FetchResult], None]
 
@@ -81,6 +84,7 @@ class Dispatcher:
         self._stopping = False
         # Read ahead far enough to find other origins' URLs while one origin is at its limit.
         self._max_queued = max(1024, 8 * config.concurrency)
+        self._fill_timer: Timer | None = None  # the next slice of reading, after a poll
         self.connections_opened = 0
         self.connections_by_host: dict[str, int] = {}
         self.peak_open = 0
@@ -124,13 +128,20 @@ class Dispatcher:
                 conn.close()
 
     def _fill(self) -> None:
-        """Read records from the source while there is room for them."""
+        """Read records from the source while there is room for them, a slice at a time."""
+        budget = FILL_SLICE
         while (
             not self._source_done
             and not self._stopping
             and self._waiting_input is None
             and self._queued < self._max_queued
         ):
+            if not budget:
+                if self._fill_timer is None:
+                    # A zero delay timer runs after the next poll of the selector.
+                    self._fill_timer = self._loop.call_later(0.0, self._next_slice)
+                break
+            budget -= 1
             try:
                 record = next(self._source)
             except StopIteration:
@@ -149,6 +160,10 @@ class Dispatcher:
             elif admitted is not None:
                 self._on_result(admitted)  # an invalid line, or a page already saved
         self._maybe_finish()
+
+    def _next_slice(self) -> None:
+        self._fill_timer = None
+        self._fill()
 
     def input_ready(self) -> None:
         assert self._waiting_input is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from crawlsel.dispatcher import Dispatcher
@@ -53,3 +54,30 @@ def test_idle_connections_are_closed_when_the_run_ends(server, tmp_path: Path) -
     dispatcher, results = run(Config(per_host=2), urls, tmp_path)
     assert all(r.ok for r in results)
     assert dispatcher.connections_opened <= 2
+
+
+def test_a_long_list_is_read_in_slices_so_the_first_requests_leave_before_its_end(
+    server, tmp_path: Path
+) -> None:
+    server.add("/page", b"x")
+    seen_at: list[int] = []
+
+    def records():
+        for i in range(3000):
+            if i == 600:  # inside the first read-ahead (1,024 records), past the first slice
+                # Reading everything before the first poll would leave the server
+                # waiting here: give its thread time to see a request, if one left.
+                deadline = time.monotonic() + 2.0
+                while not server.requests and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                seen_at.append(len(server.requests))
+            yield parse_url(server.url(f"/page?n={i}"), index=i)
+
+    loop = EventLoop()
+    results: list[FetchResult] = []
+    Dispatcher(loop, Config(concurrency=4, per_host=4), PageWriter(tmp_path).open, results.append).run(
+        records()
+    )
+    loop.close()
+    assert len(results) == 3000 and all(r.ok for r in results)
+    assert seen_at and seen_at[0] > 0

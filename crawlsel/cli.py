@@ -7,10 +7,8 @@ maps outcomes to exit codes.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import ipaddress
-import json
 import os
 import re
 import resource
@@ -30,7 +28,6 @@ from crawlsel.loop import EventLoop
 from crawlsel.models import DEFAULT_USER_AGENT, Config, FetchResult, InvalidLine, Target
 from crawlsel.report import RunReport, TraceWriter, printable
 from crawlsel.sources import check_readable, parse_url, read_targets
-from crawlsel.tls import make_context
 from crawlsel.writer import OrderedOutput, PageWriter
 
 EXIT_CODES_HELP = """\b
@@ -234,6 +231,8 @@ def common_options(fn: Any) -> Any:
 
 def _config(common: dict[str, Any], **specific: Any) -> Config:
     if common["cacert"]:
+        from crawlsel.tls import make_context
+
         try:
             make_context(cacert=common["cacert"])
         except ValueError as exc:
@@ -517,6 +516,8 @@ def compare(source: str, engines: str, concurrency: int, repeat: int, json_lines
     note = interpret(runs, concurrency)
     note += " All engines saved the same bytes." if identical else " The engines did NOT save the same bytes."
     if json_lines:
+        import json
+
         for run in runs:
             click.echo(json.dumps({**run.as_json(), "same_bytes": identical}))
     print_comparison(runs, note)
@@ -563,7 +564,7 @@ def _fit_open_files(config: Config) -> Config:
                 f"--concurrency lowered from {config.concurrency} to {clamped}",
                 err=True,
             )
-            return dataclasses.replace(config, concurrency=clamped, per_host=min(config.per_host, clamped))
+            return config._replace(concurrency=clamped, per_host=min(config.per_host, clamped))
     return config
 
 

@@ -21,10 +21,9 @@ import errno
 import itertools
 import os
 import socket
-import ssl
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from crawlsel.errors import (
     ConnectError,
@@ -36,11 +35,14 @@ from crawlsel.errors import (
 )
 from crawlsel.http11 import ResponseHead, ResponseParser, UnexpectedData
 from crawlsel.loop import EVENT_READ, EVENT_WRITE, EventLoop, Timer
-from crawlsel.tls import describe
+
+if TYPE_CHECKING:
+    import ssl
 
 # "Try again when the selector says so" (asyncio/selector_events.py uses the same
-# pair); TLS adds its own two, raised when a record is incomplete in either direction.
-WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+# pair); a TLS connection uses tls.WOULD_BLOCK, which adds the ssl module's two.
+WOULD_BLOCK: tuple[type[BaseException], ...] = (BlockingIOError, InterruptedError)
+NO_ERRORS: tuple[type[BaseException], ...] = ()
 
 Address = tuple[int, tuple]  # (socket family, sockaddr)
 Tracer = Callable[[int, str], None]
@@ -148,6 +150,8 @@ class Connection:
         "_notes",
         "_event",
         "_tls",
+        "_would_block",
+        "_tls_errors",
         "_speed_limit",
         "_speed_time",
         "_speed_timer",
@@ -201,6 +205,12 @@ class Connection:
         self._notes: list[str] | None = None  # --trace: what one event did, printed as one line
         self._event = ""
         self._tls = tls
+        if tls is None:
+            self._would_block, self._tls_errors = WOULD_BLOCK, NO_ERRORS
+        else:
+            from crawlsel import tls as tls_module  # ssl is loaded already: tls is a context
+
+            self._would_block, self._tls_errors = tls_module.WOULD_BLOCK, tls_module.ERRORS
         self._speed_limit = speed_limit
         self._speed_time = speed_time
         self._speed_timer: Timer | None = None
@@ -454,21 +464,14 @@ class Connection:
         self._handshake()
 
     def _handshake(self) -> None:
-        assert isinstance(self.sock, ssl.SSLSocket)
-        try:
-            self.sock.do_handshake()
-        except ssl.SSLWantReadError:
-            self._want(EVENT_READ)
+        from crawlsel.tls import handshake_step
+
+        waiting_for = handshake_step(self.sock)  # type: ignore[arg-type]
+        if waiting_for:
+            self._want(waiting_for)
             return
-        except ssl.SSLWantWriteError:
-            self._want(EVENT_WRITE)
-            return
-        except ssl.SSLError as exc:
-            raise describe(exc) from None
-        except OSError as exc:
-            raise ConnectError(f"connection lost during the TLS handshake ({exc.strerror or exc})") from None
         if self._trace:
-            self._note(f"TLS handshake done ({self.sock.version()})")
+            self._note(f"TLS handshake done ({self.sock.version()})")  # type: ignore[union-attr]
         self._ready_for_requests()
 
     def _ready_for_requests(self) -> None:
@@ -486,7 +489,7 @@ class Connection:
         assert self.sock is not None
         try:
             sent = self.sock.send(self._out)
-        except WOULD_BLOCK:
+        except self._would_block:
             self._want(EVENT_READ | EVENT_WRITE)
             return
         except OSError as exc:
@@ -509,11 +512,11 @@ class Connection:
         while True:
             try:
                 n = sock.recv_into(self._buf)
-            except WOULD_BLOCK:
+            except self._would_block:
                 return
-            except ssl.SSLError as exc:
+            except self._tls_errors as exc:
                 raise ConnectionClosed(
-                    f"TLS error while receiving ({exc.reason or exc})",
+                    f"TLS error while receiving ({getattr(exc, 'reason', None) or exc})",
                     response_started=self._parser.response_started,
                 ) from None
             except OSError as exc:
@@ -523,7 +526,7 @@ class Connection:
                 ) from None
             self._received(n)
             # TLS may hold decrypted bytes the selector cannot see: drain them now.
-            if self.state is State.CLOSED or not isinstance(sock, ssl.SSLSocket) or not sock.pending():
+            if self.state is State.CLOSED or self._tls is None or not sock.pending():  # type: ignore[attr-defined]
                 return
 
     def _received(self, n: int) -> None:

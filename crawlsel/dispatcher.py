@@ -10,10 +10,10 @@ result).  It enforces the whole-URL deadline and turns every URL into exactly on
 
 from __future__ import annotations
 
-import ssl
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from crawlsel.connection import Connection, Tracer
 from crawlsel.errors import ConnectionClosed, CrawlError
@@ -23,7 +23,9 @@ from crawlsel.loop import EventLoop, Timer
 from crawlsel.models import Config, FetchResult, InvalidLine, Target
 from crawlsel.resolver import Answer, Resolver, family_for, pinned_for
 from crawlsel.sources import WaitForInput
-from crawlsel.tls import make_context
+
+if TYPE_CHECKING:
+    import ssl
 
 RECV_BUFFER_BYTES = 256 * 1024  # one buffer for every recv_into of the run
 # Records read per slice while filling the queues: between slices the loop polls
@@ -269,6 +271,8 @@ class Dispatcher:
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:  # built once, on the first https origin
+            from crawlsel.tls import make_context  # loads ssl: plain-HTTP runs never do
+
             self._tls = make_context(cacert=self.config.cacert, insecure=self.config.insecure)
         return self._tls
 

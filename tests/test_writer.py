@@ -11,7 +11,7 @@ import pytest
 from crawlsel.errors import WriteError
 from crawlsel.http11 import ResponseHead
 from crawlsel.sources import parse_url
-from crawlsel.writer import MAX_NAME_BYTES, OrderedOutput, PageWriter, page_path
+from crawlsel.writer import HELD_BYTES_MAX, HOLD_BYTES, MAX_NAME_BYTES, OrderedOutput, PageWriter, page_path
 
 
 def rel(url: str) -> str:
@@ -86,18 +86,49 @@ def head(status: int = 200) -> ResponseHead:
     return ResponseHead(status, "OK", "1.1", [], True, None, False)
 
 
-def test_page_is_written_under_a_temporary_name_then_renamed(tmp_path: Path) -> None:
+def test_small_page_is_held_then_written_under_a_temporary_name_and_renamed(tmp_path: Path) -> None:
     writer = PageWriter(tmp_path)
     page = writer.open(parse_url("http://h/a/b.html"), head())
     assert page is not None
     page.write(b"part one, ")
+    page.write(bytearray(b"part two"))  # a view of a reused buffer is copied when held
     final = tmp_path / "h" / "a" / "b.html"
-    assert not final.exists()
-    assert [p.name for p in final.parent.iterdir()][0].endswith(".part")
-    page.write(b"part two")
+    assert list(final.parent.iterdir()) == []  # no file call before the body is complete
+    assert writer.held_bytes == 18
     assert page.commit() == str(final)
     assert final.read_bytes() == b"part one, part two"
     assert [p.name for p in final.parent.iterdir()] == ["b.html"]
+    assert writer.held_bytes == 0
+
+
+def test_large_page_streams_to_a_temporary_file(tmp_path: Path) -> None:
+    writer = PageWriter(tmp_path)
+    page = writer.open(parse_url("http://h/big"), head())
+    assert page is not None
+    page.write(b"a" * HOLD_BYTES)
+    assert list((tmp_path / "h").iterdir()) == []
+    page.write(b"b")
+    names = [p.name for p in (tmp_path / "h").iterdir()]
+    assert len(names) == 1 and names[0].endswith(".part")
+    assert writer.held_bytes == 0
+    assert page.commit() == str(tmp_path / "h" / "big")
+    assert (tmp_path / "h" / "big").read_bytes() == b"a" * HOLD_BYTES + b"b"
+
+
+def test_the_run_holds_at_most_held_bytes_max_in_memory(tmp_path: Path) -> None:
+    writer = PageWriter(tmp_path)
+    count = HELD_BYTES_MAX // HOLD_BYTES
+    pages = [writer.open(parse_url(f"http://h/{i}"), head()) for i in range(count + 1)]
+    for page in pages:
+        assert page is not None
+        page.write(b"x" * HOLD_BYTES)
+    assert writer.held_bytes == HELD_BYTES_MAX
+    assert [p.name.endswith(".part") for p in (tmp_path / "h").iterdir()] == [True]  # the last one
+    for page in pages:
+        assert page is not None
+        page.discard()
+    assert writer.held_bytes == 0
+    assert list((tmp_path / "h").iterdir()) == []
 
 
 def test_discarded_page_leaves_nothing(tmp_path: Path) -> None:

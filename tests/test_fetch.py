@@ -121,6 +121,13 @@ def test_requests_topping_up_a_pipelined_connection_leave_in_one_send(make_serve
     sends = [line.rsplit(" send ", 1)[1] for line in lines if " send " in line]
     assert sends == ["420 B"] * 3
     assert saved(out, server, "p8") == b"page 8"
+    # The pages of a turn are saved after its events: the next requests leave first.
+    events = [
+        "send" if " send " in line else "recv" if " recv " in line else "save"
+        for line in lines
+        if " send " in line or " recv " in line or "after the events: GET" in line
+    ]
+    assert events == ["send"] + ["recv", "send", "save", "save", "save"] * 2 + ["recv"] + ["save"] * 3
 
 
 def test_get_keep_alive_returns_on_framing_not_on_server_close(make_server) -> None:

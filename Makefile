@@ -3,6 +3,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# A "strict" editable install links the sources from build/ and puts one static
+# path in a .pth file; the default mode installs an import hook that costs every
+# Python start in the venv about 18 ms (37 ms instead of 17 for `python -c pass`).
+# `python -m crawlsel` from this folder (what the targets run) always sees the
+# sources; the `crawlsel` script sees a module added since the install after
+# `make clean`.  (PYTHONWARNINGS hides setuptools' notice box about that mode.)
+INSTALL := PYTHONWARNINGS=ignore $(PY) -m pip install --quiet --config-settings editable_mode=strict -e
 
 .PHONY: run test lint bench bench-quick clean
 
@@ -13,24 +20,24 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[test,lint]'
+	$(INSTALL) '.[test,lint]'
 	$(PY) -m ruff check crawlsel tests bench demo
 	$(PY) -m ruff format --check crawlsel tests bench demo
 	$(PY) -m mypy crawlsel
 
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(INSTALL) '.[test,bench]'
 	$(PY) bench/run.py
 
 bench-quick: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(INSTALL) '.[test,bench]'
 	$(PY) bench/run.py --quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(INSTALL) '.[test]'
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) crawled_page .pytest_cache
+	rm -rf $(VENV) build crawled_page .pytest_cache

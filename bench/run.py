@@ -116,7 +116,8 @@ http {{
 class LatencyServer:
     def __init__(self, delay: float, body_bytes: int) -> None:
         self.port = free_port()
-        self.kind = f"asyncio, {delay * 1000:.0f} ms delay"
+        loop = "uvloop" if _importable("uvloop") else "the standard loop"
+        self.kind = f"asyncio on {loop}, {delay * 1000:.0f} ms delay"
         self.body = (b"<p>latency</p>" * (body_bytes // 14 + 1))[:body_bytes]
         self.proc = subprocess.Popen(
             [PY, str(HERE / "latency_server.py"), str(self.port), str(delay), str(body_bytes)]
@@ -159,9 +160,15 @@ def make_corpus(site: Path, count: int, low: int, high: int, prefix: str, seed: 
 # --- running tools -------------------------------------------------------------------
 
 
+# crawlsel with HTTP/1.1 pipelining (off by default): the same number of requests in
+# flight as the others' connections, on an eighth as many connections.
+PIPELINED = "crawlsel --pipeline 8"
+
+
 def command(tool: str, scenario: Scenario, out: Path, lists: Path) -> list[str]:
     n = scenario.concurrency
-    if tool == "crawlsel":
+    if tool.startswith("crawlsel"):
+        pipelined = tool == PIPELINED
         return [
             PY,
             "-m",
@@ -173,7 +180,8 @@ def command(tool: str, scenario: Scenario, out: Path, lists: Path) -> list[str]:
             "-c",
             str(n),
             "--per-host",
-            str(n),
+            str(max(1, n // 8) if pipelined else n),
+            *(["--pipeline", "8"] if pipelined else []),
             "-q",
             "--no-compressed",
         ]
@@ -189,7 +197,7 @@ def command(tool: str, scenario: Scenario, out: Path, lists: Path) -> list[str]:
 
 
 def output_path(tool: str, url: str, index: int, out: Path) -> Path:
-    if tool == "crawlsel":
+    if tool.startswith("crawlsel"):
         return out.joinpath(*page_path(parse_url(url)))
     if tool == "wget":
         return out / url.rsplit("/", 1)[1]
@@ -269,7 +277,7 @@ def run_scenario(scenario: Scenario, base: Path, repeat: int) -> None:
     lists = base / "lists" / scenario.name
     out = base / "run"
     write_lists(scenario, lists, {"pairs": out / "out", "curl": out / "out"})
-    tools = [t for t in scenario.tools if t == "crawlsel" or _available(t)]
+    tools = [t for t in scenario.tools if t.startswith("crawlsel") or _available(t)]
     for rep in range(repeat):
         order = tools[rep % len(tools) :] + tools[: rep % len(tools)]  # interleaved, rotating
         for tool in order:
@@ -287,10 +295,14 @@ def _available(tool: str) -> bool:
     if tool in ("curl", "wget"):
         return shutil.which(tool) is not None
     module = {"aiohttp": "aiohttp", "threads": "requests"}[tool]
-    probe = subprocess.run([PY, "-c", f"import {module}"], capture_output=True)
-    if probe.returncode:
+    if not _importable(module):
         print(f"bench: {tool} skipped: `pip install -e '.[bench]'` installs {module}", file=sys.stderr)
-    return probe.returncode == 0
+        return False
+    return True
+
+
+def _importable(module: str) -> bool:
+    return subprocess.run([PY, "-c", f"import {module}"], capture_output=True).returncode == 0
 
 
 def table(scenario: Scenario) -> str:
@@ -351,7 +363,7 @@ def main() -> int:
     latency_sha = hashlib.sha256(latency.body).hexdigest()
     s_url = f"http://127.0.0.1:{static.port}"
     l_url = f"http://127.0.0.1:{latency.port}"
-    all_tools = ["crawlsel", "curl", "aiohttp", "threads", "wget"]
+    all_tools = ["crawlsel", PIPELINED, "curl", "aiohttp", "threads", "wget"]
     scenarios = [
         Scenario(
             "small",
@@ -367,7 +379,7 @@ def main() -> int:
             [f"{l_url}/l{i}" for i in range(400 if quick else 2000)],
             {},
             100 if quick else 200,
-            ["crawlsel", "curl", "aiohttp", "threads"],
+            ["crawlsel", PIPELINED, "curl", "aiohttp", "threads"],
             ideal=(400 / 100 if quick else 2000 / 200) * 0.1,
         ),
         Scenario(

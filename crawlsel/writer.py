@@ -27,6 +27,8 @@ _HASH_CHARS = 16
 # Characters that may not appear in a file name on at least one of Linux, macOS and
 # Windows, plus "%", which is kept for escapes so that names stay unambiguous.
 _UNSAFE_CHARS = frozenset('<>:"/\\|?*%') | frozenset(chr(c) for c in range(0x20)) | {"\x7f"}
+# Every unsafe character is ASCII: str.translate escapes them all in one pass.
+_ESCAPE_UNSAFE = {ord(ch): f"%{ord(ch):02X}" for ch in _UNSAFE_CHARS}
 # RFC 3986 unreserved characters: an escape of one of them means the same URL
 # decoded, so it is decoded; escapes of reserved characters change the URL's
 # meaning (RFC 3986 2.2) and are kept.
@@ -93,6 +95,23 @@ def safe_name(segment: str) -> str:
         and segment.split(".", 1)[0].upper() not in _WINDOWS_RESERVED
     ):
         return segment  # the common case: nothing to escape or decode
+    if "%" not in segment:
+        name = segment.translate(_ESCAPE_UNSAFE)  # no escapes to decode: one C call
+    else:
+        name = _escape_and_decode(segment)
+    if name in (".", ".."):
+        name = name.replace(".", "%2E")
+    if name.endswith((".", " ")):  # Windows drops trailing dots and spaces
+        name = name[:-1] + _encode_char(name[-1])
+    if name.split(".", 1)[0].upper() in _WINDOWS_RESERVED:
+        name = _encode_char(name[0]) + name[1:]
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        name = _shorten(name)
+    return name or "%"
+
+
+def _escape_and_decode(segment: str) -> str:
+    """Escape unsafe characters; decode escapes of unreserved and non-ASCII ones."""
     out: list[str] = []
     i, n = 0, len(segment)
     while i < n:
@@ -109,16 +128,7 @@ def safe_name(segment: str) -> str:
             continue
         out.append(_encode_char(ch) if ch in _UNSAFE_CHARS else ch)
         i += 1
-    name = "".join(out)
-    if name in (".", ".."):
-        name = name.replace(".", "%2E")
-    if name.endswith((".", " ")):  # Windows drops trailing dots and spaces
-        name = name[:-1] + _encode_char(name[-1])
-    if name.split(".", 1)[0].upper() in _WINDOWS_RESERVED:
-        name = _encode_char(name[0]) + name[1:]
-    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        name = _shorten(name)
-    return name or "%"
+    return "".join(out)
 
 
 def _is_hex(text: str) -> bool:

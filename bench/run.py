@@ -141,7 +141,11 @@ class Scenario:
     concurrency: int
     tools: list[str]
     ideal: float | None = None
+    # Another scenario whose crawlsel run is repeated next to each of this one's, so
+    # that a ratio between the two is not skewed by the machine's speed drifting.
+    reference: Scenario | None = None
     results: dict[str, list[dict]] = field(default_factory=dict)
+    reference_rates: list[float] = field(default_factory=list)
 
 
 def make_corpus(site: Path, count: int, low: int, high: int, prefix: str, seed: int) -> dict[str, str]:
@@ -280,6 +284,12 @@ def run_scenario(scenario: Scenario, base: Path, repeat: int) -> None:
     tools = [t for t in scenario.tools if t.startswith("crawlsel") or _available(t)]
     for rep in range(repeat):
         order = tools[rep % len(tools) :] + tools[: rep % len(tools)]  # interleaved, rotating
+        if scenario.reference is not None:
+            reference = scenario.reference
+            ref_lists = base / "lists" / reference.name
+            write_lists(reference, ref_lists, {"pairs": out / "out", "curl": out / "out"})
+            timed = run_once("crawlsel", reference, out, ref_lists)
+            scenario.reference_rates.append(len(reference.urls) / timed["wall"])
         for tool in order:
             result = run_once(tool, scenario, out, lists)
             scenario.results.setdefault(tool, []).append(result)
@@ -329,6 +339,14 @@ def table(scenario: Scenario) -> str:
         ok = "all exact" if m["bad"] == 0 else f"{m['bad']} wrong"
         rows.append(
             f"| {tool} | {m['wall']:.3f} | {m['rate']:,.0f} | {m['cpu']:.2f} | {m['rss']:.1f} | {ratio} | {ok} |"
+        )
+    if scenario.reference is not None and scenario.reference_rates and "crawlsel" in medians:
+        reference_rate = statistics.median(scenario.reference_rates)
+        rows.append("")
+        rows.append(
+            f"crawlsel on the {scenario.reference.name} list, run before each repetition: "
+            f"{reference_rate:,.0f} pages/s; this scenario's rate is "
+            f"{medians['crawlsel']['rate'] / reference_rate:.2f}x that"
         )
     if scenario.ideal and "crawlsel" in medians:
         rows.append("")
@@ -411,15 +429,18 @@ def main() -> int:
             ideal=0.2,
         ),
     ]
+    for scenario in scenarios:
+        for url in scenario.urls:
+            name = url.rsplit("/", 1)[1].split("?")[0]
+            scenario.expected[url] = corpus.get(name) or big.get(name) or latency_sha
+    # The scale must compares with the small rate: measured next to each scale run.
+    by_name = {scenario.name: scenario for scenario in scenarios}
+    by_name["scale"].reference = by_name["small"]
     if quick:
         scenarios = [s for s in scenarios if s.name != "c10k"]
     if args.only:
         wanted = set(args.only.split(","))
         scenarios = [s for s in scenarios if s.name in wanted]
-    for scenario in scenarios:
-        for url in scenario.urls:
-            name = url.rsplit("/", 1)[1].split("?")[0]
-            scenario.expected[url] = corpus.get(name) or big.get(name) or latency_sha
     repeat = 1 if quick else args.repeat
     try:
         for scenario in scenarios:

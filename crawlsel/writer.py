@@ -54,17 +54,30 @@ _OPEN_FLAGS = (
 
 def page_path(target: Target) -> list[str]:
     """The parts of the path a page is saved under, relative to the output folder."""
-    host = target.host if ":" not in target.host else f"[{target.host}]"
-    if target.port != DEFAULT_PORTS[target.scheme]:
-        host = f"{host}_{target.port}"
     path, sep, query = target.target.partition("?")
     segments = _remove_dot_segments(path)
     if not segments or segments[-1] == "":
         segments = segments[:-1] + [INDEX_NAME]
-    names = [safe_name(segment) for segment in segments]
     if sep:
-        names[-1] = safe_name(segments[-1] + "?" + query)
-    return [safe_name(host)] + names
+        segments[-1] += "?" + query
+    return [_host_folder(target)] + [safe_name(segment) for segment in segments]
+
+
+_host_folders: dict[tuple[str, int, str], str] = {}  # a list names few hosts, many times
+
+
+def _host_folder(target: Target) -> str:
+    key = (target.host, target.port, target.scheme)
+    folder = _host_folders.get(key)
+    if folder is None:
+        host = target.host if ":" not in target.host else f"[{target.host}]"
+        if target.port != DEFAULT_PORTS[target.scheme]:
+            host = f"{host}_{target.port}"
+        folder = safe_name(host)
+        if len(_host_folders) >= 4096:
+            _host_folders.clear()  # a crawl of many hosts: keep the cache small
+        _host_folders[key] = folder
+    return folder
 
 
 def _remove_dot_segments(path: str) -> list[str]:

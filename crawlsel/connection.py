@@ -159,7 +159,7 @@ class Connection:
         "_bytes_checked",
         "_stagger",
         "_racers",
-        "_reporting",
+        "_flush_queued",
     )
 
     def __init__(
@@ -194,7 +194,7 @@ class Connection:
         self._receiving: Any = None  # the Exchange whose response is arriving
         self._heads = 0  # heads received for responses not yet complete
         self._out = memoryview(b"")
-        self._reporting = False  # more completions to report: submitted requests wait
+        self._flush_queued = False  # queued requests leave after the turn's events
         self._mask = 0
         self._buf = recv_buffer
         self._view = memoryview(recv_buffer)
@@ -346,9 +346,19 @@ class Connection:
             self._out = memoryview(bytes(self._out) + exchange.request)
         else:
             self._out = memoryview(exchange.request)
-        if self.state in (State.CONNECTING, State.HANDSHAKING) or self._reporting:
-            return  # sent once connected, or with the others at the end of the report
-        self._flush()
+        if self.state in (State.CONNECTING, State.HANDSHAKING):
+            return  # sent once connected
+        if not self._flush_queued:
+            # Sent once every socket ready in this turn has been read: requests queued
+            # meanwhile (a pipelined connection topped up) leave in one send, and the
+            # server is woken once for the turn's requests, not once per request.
+            self._flush_queued = True
+            self._loop.after_events(self._flush_queued_requests)
+
+    def _flush_queued_requests(self) -> None:
+        self._flush_queued = False
+        if self._out and self.state is not State.CLOSED and self.state is not State.SENDING:
+            self._flush()
 
     def _flush(self) -> None:
         """Start sending what submit() queued."""
@@ -599,18 +609,8 @@ class Connection:
             for _ in completed:
                 self._note("response complete -> " + ("idle" if self.state is State.IDLE else "closing"))
             self._flush_notes()
-        # Requests the listener submits in return (topping up a pipelined
-        # connection) wait while more completions remain to be reported, then
-        # leave in one send; a lone completion's next request leaves at once.
-        last = len(completed) - 1
-        try:
-            for i, (exchange, head) in enumerate(completed):
-                self._reporting = i < last
-                self._listener.exchange_complete(self, exchange, head)
-        finally:
-            self._reporting = False
-        if self._out and self.state is not State.CLOSED and self.state is not State.SENDING:
-            self._flush()
+        for exchange, head in completed:
+            self._listener.exchange_complete(self, exchange, head)
 
     # --- failures and timers -------------------------------------------------
 

@@ -345,8 +345,8 @@ class Dispatcher:
                 self._wake_starved()
         else:
             self._schedule(origin)  # top up a pipelined connection
-        # The page is saved and its result reported after this turn's events: the
-        # other ready sockets get their next requests first (see _respond_completed).
+        # The page is saved and its result reported after this turn's events and
+        # the requests they made (see _respond_completed and Connection.submit).
         if not self._completed:
             self._loop.call_soon(self._respond_completed)
         self._completed.append((job, head, conn.fd))
@@ -356,8 +356,8 @@ class Dispatcher:
         """Act on the responses completed during the last turn of the loop.
 
         Saving a page costs four file calls; done here, after every ready socket
-        has had its next request sent, they overlap the servers' work instead of
-        delaying the requests of the sockets handled after it.
+        has been read and the turn's requests sent, they overlap the servers' work
+        instead of delaying the requests of the sockets handled after it.
         """
         completed, self._completed = self._completed, []
         for job, head, fd in completed:

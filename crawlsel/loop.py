@@ -87,6 +87,8 @@ class EventLoop:
         self._cancelled = 0  # cancelled entries still in the heap
         self._seq = itertools.count()
         self._ready: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._after_events: list[Callable[[], Any]] = []
+        self._dispatching = False  # inside the dispatch of one select() batch
         self._stopping = False
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -137,6 +139,15 @@ class EventLoop:
     def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
         self._ready.append((callback, args))
 
+    def after_events(self, callback: Callable[[], Any]) -> None:
+        """Run ``callback()`` once every event of the current select() batch has been
+        handled (before timers and call_soon callbacks); outside a batch, at the next
+        turn, before the loop waits."""
+        if self._dispatching:
+            self._after_events.append(callback)
+        else:
+            self._ready.append((callback, ()))
+
     def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> None:
         """The only method other threads may call."""
         with self._lock:
@@ -185,8 +196,16 @@ class EventLoop:
                 timeout = max(0.0, self._timers[0][0] - self.time())
             else:
                 timeout = None
-            for key, mask in select(timeout):
-                key.data.on_ready(mask)
+            self._dispatching = True
+            try:
+                for key, mask in select(timeout):
+                    key.data.on_ready(mask)
+            finally:
+                self._dispatching = False
+            if self._after_events:
+                after, self._after_events = self._after_events, []
+                for callback in after:
+                    callback()
             if self._timers and self._timers[0][0] <= self.time():
                 now = self.time()
                 while self._timers and self._timers[0][0] <= now:

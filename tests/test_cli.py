@@ -259,6 +259,16 @@ def test_a_plain_http_run_loads_neither_ssl_nor_json(server: HTTPTestServer, tmp
     assert (tmp_path / "out" / f"127.0.0.1_{server.port}" / "a").read_bytes() == b"a"
 
 
+def test_the_installed_script_runs_outside_the_sources(tmp_path: Path) -> None:
+    """The package as installed (every subpackage in it), not the sources in the cwd."""
+    script = Path(sys.executable).parent / "crawlsel"
+    if not script.exists():
+        pytest.skip("crawlsel is not installed in this environment")
+    proc = subprocess.run([str(script), "--version"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("crawlsel, version ")
+
+
 # --- --trace ---------------------------------------------------------------------------
 
 

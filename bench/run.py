@@ -149,7 +149,7 @@ class Scenario:
     # that a ratio between the two is not skewed by the machine's speed drifting.
     reference: Scenario | None = None
     results: dict[str, list[dict]] = field(default_factory=dict)
-    reference_rates: list[float] = field(default_factory=list)
+    reference_results: dict[str, list[dict]] = field(default_factory=dict)
 
 
 def make_corpus(site: Path, count: int, low: int, high: int, prefix: str, seed: int) -> dict[str, str]:
@@ -261,6 +261,8 @@ def run_once(tool: str, scenario: Scenario, base: Path, lists: Path) -> dict:
     return {
         "wall": wall,
         "cpu": usage.ru_utime + usage.ru_stime,
+        "user": usage.ru_utime,
+        "sys": usage.ru_stime,
         "rss": (peak_kib or usage.ru_maxrss) / 1024,
         "bad": bad,
         "status": proc.returncode,
@@ -290,8 +292,9 @@ def run_scenario(scenario: Scenario, base: Path, repeat: int) -> None:
             reference = scenario.reference
             ref_lists = base / "lists" / reference.name
             write_lists(reference, ref_lists, {"pairs": out / "out", "curl": out / "out"})
-            timed = run_once("crawlsel", reference, out, ref_lists)
-            scenario.reference_rates.append(len(reference.urls) / timed["wall"])
+            for tool in order:
+                timed = run_once(tool, reference, out, ref_lists)
+                scenario.reference_results.setdefault(tool, []).append(timed)
         for tool in order:
             result = run_once(tool, scenario, out, lists)
             scenario.results.setdefault(tool, []).append(result)
@@ -342,20 +345,42 @@ def table(scenario: Scenario) -> str:
         rows.append(
             f"| {tool} | {m['wall']:.3f} | {m['rate']:,.0f} | {m['cpu']:.2f} | {m['rss']:.1f} | {ratio} | {ok} |"
         )
-    if scenario.reference is not None and scenario.reference_rates and "crawlsel" in medians:
-        reference_rate = statistics.median(scenario.reference_rates)
-        rows.append("")
-        rows.append(
-            f"crawlsel on the {scenario.reference.name} list, run before each repetition: "
-            f"{reference_rate:,.0f} pages/s; this scenario's rate is "
-            f"{medians['crawlsel']['rate'] / reference_rate:.2f}x that"
-        )
+    if scenario.reference is not None and scenario.reference_results:
+        rows += ["", _growth(scenario, medians)]
     if scenario.ideal and "crawlsel" in medians:
         rows.append("")
         rows.append(
             f"ideal wall {scenario.ideal:.2f} s; crawlsel {medians['crawlsel']['wall'] / scenario.ideal:.3f}x ideal"
         )
     return "\n".join(rows) + "\n"
+
+
+def _growth(scenario: Scenario, medians: dict[str, dict]) -> str:
+    """Each tool's rate against its own rate on the reference list, run next to it,
+    with the CPU per page split into the tool's own (user) and the kernel's."""
+    assert scenario.reference is not None
+    small, large = len(scenario.reference.urls), len(scenario.urls)
+    lines = [
+        f"| tool | {small:,} URLs: pages/s | {large:,} URLs: pages/s | ratio "
+        "| user CPU us/page | system CPU us/page |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for tool, runs in scenario.reference_results.items():
+        here = scenario.results[tool]
+        ref_rate = statistics.median(small / r["wall"] for r in runs)
+
+        def per_page(key: str, results: list[dict], count: int) -> float:
+            return statistics.median(r[key] for r in results) / count * 1e6
+
+        lines.append(
+            f"| {tool} | {ref_rate:,.0f} | {medians[tool]['rate']:,.0f} | {medians[tool]['rate'] / ref_rate:.2f}x "
+            f"| {per_page('user', runs, small):.0f} -> {per_page('user', here, large):.0f} "
+            f"| {per_page('sys', runs, small):.0f} -> {per_page('sys', here, large):.0f} |"
+        )
+    return (
+        f"Growth: each tool on the {scenario.reference.name} list, run before each repetition\n\n"
+        + "\n".join(lines)
+    )
 
 
 def main() -> int:
@@ -426,7 +451,7 @@ def main() -> int:
             ],
             {},
             64,
-            ["crawlsel"],
+            ["crawlsel", "curl"],  # curl: a control for what the machine does with 1.7 GB of files
         ),
         Scenario(
             "c10k",

@@ -359,11 +359,16 @@ class Dispatcher:
         has been read and the turn's requests sent, they overlap the servers' work
         instead of delaying the requests of the sockets handled after it.
         """
-        completed, self._completed = self._completed, []
-        for job, head, fd in completed:
+        # The list stays filled while it is worked through: _maybe_finish does not
+        # close idle connections a redirect among these could reuse, and if Ctrl-C
+        # lands here, _shutdown discards what was not saved. (Completions are
+        # reported only while the loop dispatches events: none is appended here.)
+        for job, head, fd in self._completed:
             if self._trace:
                 self._trace(fd, f"after the events: {job.method} {job.current.target} -> {head.status}")
             self._respond(job, head)
+        self._completed = []
+        self._maybe_finish()
 
     def connection_lost(self, conn: Connection, exchanges: list, error: CrawlError | None) -> None:
         self._unpark(conn)

@@ -252,7 +252,7 @@ def test_a_plain_http_run_loads_neither_ssl_nor_json(server: HTTPTestServer, tmp
         "try:\n"
         f"    main(['fetch', '-', '-o', {str(tmp_path / 'out')!r}, '-q'])\n"
         "except SystemExit as exit:\n"
-        "    print(exit.code, 'ssl' in sys.modules, 'json' in sys.modules)\n"
+        "    print(int(exit.code or 0), 'ssl' in sys.modules, 'json' in sys.modules)\n"
     )
     proc = subprocess.run([sys.executable, "-c", probe], input=url + "\n", capture_output=True, text=True)
     assert proc.stdout.split() == ["0", "False", "False"], proc.stderr

@@ -606,8 +606,15 @@ class Connection:
             if self.reusable:
                 self._to(State.IDLE)
         if self._trace:
-            for _ in completed:
-                self._note("response complete -> " + ("idle" if self.state is State.IDLE else "closing"))
+            if self.state is State.IDLE:
+                then = "idle"
+            elif not self.reusable or self.state is State.CLOSED:
+                then = "closing"
+            else:
+                then = f"{len(self._inflight)} still in flight"  # pipelined
+            for _ in completed[:-1]:
+                self._note("response complete")
+            self._note(f"response complete -> {then}")
             self._flush_notes()
         for exchange, head in completed:
             self._listener.exchange_complete(self, exchange, head)

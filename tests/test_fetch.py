@@ -115,7 +115,9 @@ def test_requests_topping_up_a_pipelined_connection_leave_in_one_send(make_serve
     assert result.exit_code == 0, result.stderr
     assert server.connections == 1
     lines = result.stderr.splitlines()
-    assert [line.count("response complete") for line in lines if "response complete" in line] == [3, 3, 3]
+    completing = [line for line in lines if "response complete" in line]
+    assert [line.count("response complete") for line in completing] == [3, 3, 3]
+    assert all(line.endswith("response complete -> idle") for line in completing)  # said once a turn
     # The three requests that replace three completions go out in one send, as
     # the first three did when the connection opened (all requests are 420 B / 3).
     sends = [line.rsplit(" send ", 1)[1] for line in lines if " send " in line]

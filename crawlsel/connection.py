@@ -160,6 +160,8 @@ class Connection:
         "_stagger",
         "_racers",
         "_flush_queued",
+        "_bytes_sent",
+        "_request_ends",
     )
 
     def __init__(
@@ -195,6 +197,8 @@ class Connection:
         self._heads = 0  # heads received for responses not yet complete
         self._out = memoryview(b"")
         self._flush_queued = False  # queued requests leave after the turn's events
+        self._bytes_sent = 0
+        self._request_ends: deque[int] = deque()  # where each request in flight ends, in bytes sent
         self._mask = 0
         self._buf = recv_buffer
         self._view = memoryview(recv_buffer)
@@ -342,6 +346,7 @@ class Connection:
             self._trace(self.fd, f"reused for {exchange.method} {_request_target(exchange.request)}")
         self._inflight.append(exchange)
         self._parser.expect(exchange.method)
+        self._request_ends.append(self._bytes_sent + len(self._out) + len(exchange.request))
         if self._out:
             self._out = memoryview(bytes(self._out) + exchange.request)
         else:
@@ -509,6 +514,7 @@ class Connection:
             ) from None
         if self._trace:
             self._note(f"send {sent} B")
+        self._bytes_sent += sent
         self._out = self._out[sent:]
         if self._out:
             self._want(EVENT_READ | EVENT_WRITE)
@@ -595,11 +601,13 @@ class Connection:
         self.responses += 1
         if not head.keep_alive:
             self.reusable = False
+        if self._request_ends.popleft() > self._bytes_sent:
+            # Answered before its request was fully sent (a server that did not
+            # wait for the rest): what the server made of the rest is unknown.
+            self.reusable = False
 
     def _deliver_completed(self) -> None:
         completed, self._completed = self._completed, []
-        if self._out:
-            self.reusable = False  # answered before the request was fully sent
         if not self._inflight and self.state is not State.CLOSED:
             # The read timer stays armed: it finds nothing in flight when it fires
             # and lapses, so a keep-alive request costs no heap push or cancel.
@@ -629,6 +637,7 @@ class Connection:
         self.close()
         exchanges = list(self._inflight)
         self._inflight.clear()
+        self._request_ends.clear()
         self._listener.connection_lost(self, exchanges, error)
 
     def _arm_timer(self, seconds: float) -> None:

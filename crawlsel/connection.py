@@ -160,8 +160,6 @@ class Connection:
         "_stagger",
         "_racers",
         "_flush_queued",
-        "_bytes_sent",
-        "_request_ends",
     )
 
     def __init__(
@@ -197,8 +195,6 @@ class Connection:
         self._heads = 0  # heads received for responses not yet complete
         self._out = memoryview(b"")
         self._flush_queued = False  # queued requests leave after the turn's events
-        self._bytes_sent = 0
-        self._request_ends: deque[int] = deque()  # where each request in flight ends, in bytes sent
         self._mask = 0
         self._buf = recv_buffer
         self._view = memoryview(recv_buffer)
@@ -346,7 +342,6 @@ class Connection:
             self._trace(self.fd, f"reused for {exchange.method} {_request_target(exchange.request)}")
         self._inflight.append(exchange)
         self._parser.expect(exchange.method)
-        self._request_ends.append(self._bytes_sent + len(self._out) + len(exchange.request))
         if self._out:
             self._out = memoryview(bytes(self._out) + exchange.request)
         else:
@@ -514,7 +509,6 @@ class Connection:
             ) from None
         if self._trace:
             self._note(f"send {sent} B")
-        self._bytes_sent += sent
         self._out = self._out[sent:]
         if self._out:
             self._want(EVENT_READ | EVENT_WRITE)
@@ -601,9 +595,10 @@ class Connection:
         self.responses += 1
         if not head.keep_alive:
             self.reusable = False
-        if self._request_ends.popleft() > self._bytes_sent:
-            # Answered before its request was fully sent (a server that did not
-            # wait for the rest): what the server made of the rest is unknown.
+        if self._out and len(self._out) > sum(len(later.request) for later in self._inflight):
+            # The unsent bytes reach into this request: answered before it was fully
+            # sent (a server that did not wait for the rest), which leaves what the
+            # server made of the rest unknown. Unsent later requests do not count.
             self.reusable = False
 
     def _deliver_completed(self) -> None:
@@ -637,7 +632,6 @@ class Connection:
         self.close()
         exchanges = list(self._inflight)
         self._inflight.clear()
-        self._request_ends.clear()
         self._listener.connection_lost(self, exchanges, error)
 
     def _arm_timer(self, seconds: float) -> None:

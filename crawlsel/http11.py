@@ -149,11 +149,6 @@ class ResponseParser:
         """Whether any byte of the response now expected has arrived."""
         return self._started
 
-    @property
-    def awaiting(self) -> int:
-        """How many requests still wait for their response."""
-        return len(self._pending)
-
     def expect(self, method: str) -> None:
         self._pending.append(method)
 

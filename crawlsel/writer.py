@@ -8,6 +8,7 @@ temporary file in the destination folder and renames it into place when complete
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import re
@@ -60,24 +61,16 @@ def page_path(target: Target) -> list[str]:
         segments = segments[:-1] + [INDEX_NAME]
     if sep:
         segments[-1] += "?" + query
-    return [_host_folder(target)] + [safe_name(segment) for segment in segments]
+    return [_host_folder(target.host, target.port, target.scheme)] + [safe_name(s) for s in segments]
 
 
-_host_folders: dict[tuple[str, int, str], str] = {}  # a list names few hosts, many times
-
-
-def _host_folder(target: Target) -> str:
-    key = (target.host, target.port, target.scheme)
-    folder = _host_folders.get(key)
-    if folder is None:
-        host = target.host if ":" not in target.host else f"[{target.host}]"
-        if target.port != DEFAULT_PORTS[target.scheme]:
-            host = f"{host}_{target.port}"
-        folder = safe_name(host)
-        if len(_host_folders) >= 4096:
-            _host_folders.clear()  # a crawl of many hosts: keep the cache small
-        _host_folders[key] = folder
-    return folder
+@functools.lru_cache(maxsize=4096)  # a list names few hosts, many times
+def _host_folder(host: str, port: int, scheme: str) -> str:
+    if ":" in host:
+        host = f"[{host}]"
+    if port != DEFAULT_PORTS[scheme]:
+        host = f"{host}_{port}"
+    return safe_name(host)
 
 
 def _remove_dot_segments(path: str) -> list[str]:

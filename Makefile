@@ -11,13 +11,17 @@ STAMP  := $(VENV)/.installed
 # `make clean`.  (PYTHONWARNINGS hides setuptools' notice box about that mode.)
 INSTALL := PYTHONWARNINGS=ignore $(PY) -m pip install --quiet --config-settings editable_mode=strict -e
 
-.PHONY: run test lint bench bench-quick clean
+.PHONY: run test soak lint bench bench-quick clean
 
 run: $(STAMP)
 	$(PY) demo/serve.py --run
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The randomised reliability test with many more cases than make test runs.
+soak: $(STAMP)
+	CRAWLSEL_SOAK=$${CRAWLSEL_SOAK:-1000} $(PY) -m pytest -q tests/test_reliability.py
 
 lint: $(STAMP)
 	$(INSTALL) '.[test,lint]'

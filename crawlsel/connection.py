@@ -108,7 +108,9 @@ class Exchange(Protocol):
 
 
 class ConnectionListener(Protocol):
-    def exchange_complete(self, conn: Connection, exchange: Exchange, head: ResponseHead) -> None: ...
+    def exchanges_complete(self, conn: Connection, completed: list[tuple[Exchange, ResponseHead]]) -> None:
+        """Responses completed by one read, in order; told once, after the
+        connection's own state is settled, so that its fate is decided once."""
 
     def connection_lost(self, conn: Connection, exchanges: list[Exchange], error: CrawlError | None) -> None:
         """The socket is closed.  ``error``, if any, concerns ``exchanges[0]``; the
@@ -381,6 +383,7 @@ class Connection:
         if self.state is State.CLOSED:
             return
         self._to(State.CLOSED)
+        self.reusable = False  # a closed connection never goes back to a pool
         self._cancel_timer()
         if self._stagger is not None or self._racers:
             self._stop_racing()
@@ -619,8 +622,7 @@ class Connection:
                 self._note("response complete")
             self._note(f"response complete -> {then}")
             self._flush_notes()
-        for exchange, head in completed:
-            self._listener.exchange_complete(self, exchange, head)
+        self._listener.exchanges_complete(self, completed)
 
     # --- failures and timers -------------------------------------------------
 

@@ -15,7 +15,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from crawlsel.connection import Connection, Tracer
+from crawlsel.connection import Connection, IllegalTransition, State, Tracer
 from crawlsel.errors import ConnectionClosed, CrawlError
 from crawlsel.http11 import ResponseHead
 from crawlsel.job import Job, JobContext, SinkFactory, SkipCheck
@@ -31,6 +31,8 @@ RECV_BUFFER_BYTES = 256 * 1024  # one buffer for every recv_into of the run
 # Records read per slice while filling the queues: between slices the loop polls
 # its sockets, so the first requests leave before the rest of a long list is read.
 FILL_SLICE = 256
+# Free resends of one URL after connections that closed before answering it.
+MAX_FREE_RESENDS = 16
 
 ResultCallback = Callable[[FetchResult], None]
 
@@ -247,6 +249,8 @@ class Dispatcher:
         return None
 
     def _park(self, conn: Connection) -> None:
+        if not conn.reusable:
+            raise IllegalTransition(f"{conn!r}: a connection that cannot be reused is never parked")
         self._idle[conn] = None
         self._origins[conn.origin].idle[conn] = None
 
@@ -323,12 +327,20 @@ class Dispatcher:
 
     # --- ConnectionListener --------------------------------------------------
 
-    def exchange_complete(self, conn: Connection, exchange: object, head: ResponseHead) -> None:
-        job = exchange
-        assert isinstance(job, Job)
-        self._active -= 1
-        job.conn = None
-        # The connection gets its next request before this page is saved and
+    def exchanges_complete(self, conn: Connection, completed: list) -> None:
+        """The responses one read completed; the connection's fate is decided once,
+        after all of them (deciding it per response closed a connection that the
+        next completion of the same read then put back in the idle pool)."""
+        if not self._completed:
+            # The pages are saved and their results reported after this turn's
+            # events and the requests they made (see _respond_completed).
+            self._loop.call_soon(self._respond_completed)
+        for job, head in completed:
+            assert isinstance(job, Job)
+            self._active -= 1
+            job.conn = None
+            self._completed.append((job, head, conn.fd))
+        # The connection gets its next request before these pages are saved and
         # reported: the server starts on it one file rename earlier.
         origin = self._origins[conn.origin]
         if not conn.reusable:
@@ -345,11 +357,6 @@ class Dispatcher:
                 self._wake_starved()
         else:
             self._schedule(origin)  # top up a pipelined connection
-        # The page is saved and its result reported after this turn's events and
-        # the requests they made (see _respond_completed and Connection.submit).
-        if not self._completed:
-            self._loop.call_soon(self._respond_completed)
-        self._completed.append((job, head, conn.fd))
         self._fill()
 
     def _respond_completed(self) -> None:
@@ -396,13 +403,19 @@ class Dispatcher:
         self._fill()
 
     def _may_resend(self, conn: Connection, job: Job, error: CrawlError) -> bool:
-        """A request on a reused connection the server had already closed gets one
-        more try on a fresh connection; after any byte of answer, never."""
-        if job.resent or not conn.responses:
+        """A request that got no byte of answer on a connection that had answered
+        others (an idle keep-alive connection the server closed, or a server that
+        closes after N requests, as nginx's keepalive_requests) goes again on
+        another connection without counting as a retry; after any byte, never.
+
+        Each such resend needs a connection that completed a response, so the run
+        always progresses; MAX_FREE_RESENDS bounds one URL's share of it.
+        """
+        if job.resends >= MAX_FREE_RESENDS or not conn.responses:
             return False
         if not isinstance(error, ConnectionClosed) or error.response_started:
             return False
-        job.resent = True
+        job.resends += 1
         return True
 
     # --- what a response means (the policy is in job.py) -----------------------
@@ -430,16 +443,22 @@ class Dispatcher:
     def _retry_now(self, job: Job) -> None:
         self._backing_off -= 1
         job.retry_timer = None
-        job.resent = False
+        job.resends = 0
         self._enqueue(job, front=True)
 
     def _expire(self, job: Job) -> None:
-        """The whole-URL deadline (--timeout) passed."""
+        """The whole-URL deadline (--timeout) passed: the job ends wherever it is."""
         job.deadline = None
         job.expired = True
         error = self._context.timeout_error()
-        if job.conn is not None:
-            job.conn.abort(error)  # connection_lost fails the job
+        conn = job.conn
+        if conn is not None and conn.state is not State.CLOSED:
+            conn.abort(error)  # connection_lost fails the job
+        elif conn is not None:
+            # Held by a connection that closed without telling (a bug): end it here.
+            job.conn = None
+            self._active -= 1
+            self._fail(job, error)
         elif job.retry_timer is not None:
             job.retry_timer.cancel()
             job.retry_timer = None

@@ -65,7 +65,7 @@ class Job:
         "decoder",
         "bytes",
         "attempts",
-        "resent",
+        "resends",
         "redirects",
         "conn",
         "deadline",
@@ -86,7 +86,7 @@ class Job:
         self.decoder: BodyDecoder | None = None
         self.bytes = 0
         self.attempts = 0
-        self.resent = False
+        self.resends = 0  # sent again after a connection closed unanswered
         self.redirects: list[Target] = []
         self.conn: Any = None  # the connection carrying it, in the select engine
         self.deadline: Any = None  # the --timeout timer, in the select engine
@@ -245,7 +245,7 @@ class JobContext:
         job.redirects.append(target)
         job.current = target
         job.request = self.render(job.target, target)
-        job.resent = False
+        job.resends = 0
         job.attempts = 0  # each hop has its own retries; --timeout bounds the whole URL
         job.reset()
         return target

@@ -7,6 +7,7 @@ records any byte a client writes after the server has answered "close".
 
 from __future__ import annotations
 
+import select
 import socket
 import ssl
 import threading
@@ -71,6 +72,9 @@ class HTTPTestServer:
         self.late_bytes: list[bytes] = []  # written by a client after a "close" response
         self.idle_timeout = idle_timeout
         self.batch = batch  # answer this many requests in one send (pipelining tests)
+        # Answer every request already received in one send, never waiting for more
+        # (a server that reads what is there, as nginx does with pipelined requests).
+        self.coalesce = False
         self.close_after: int | None = None  # answer this many requests per connection, then close
         self.drop_after: int | None = None  # answer this many, then read the next request and close
         self._lock = threading.Lock()
@@ -147,6 +151,10 @@ class HTTPTestServer:
                     answered += 1
                     if close:
                         break
+                    if self.coalesce:
+                        buf += _available(conn)
+                        if b"\r\n\r\n" not in buf:
+                            break
                 out = b""
                 close_now = False
                 for request, close in batch:
@@ -182,6 +190,14 @@ class HTTPTestServer:
                     self.late_bytes.append(data)
         except OSError:
             return
+
+
+def _available(conn: socket.socket) -> bytes:
+    """What the client has sent already, without waiting.  (MSG_DONTWAIT would
+    not do: a socket with a timeout waits for readiness when told EAGAIN.)"""
+    if not select.select([conn], [], [], 0)[0]:
+        return b""
+    return conn.recv(65536)
 
 
 def read_head(conn: socket.socket, buf: bytes) -> tuple[bytes, bytes] | None:

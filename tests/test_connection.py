@@ -31,8 +31,8 @@ class Listener:
         self.completed: list[Exchange] = []
         self.lost: list[tuple[list, object]] = []
 
-    def exchange_complete(self, conn: Connection, exchange: Exchange, head: ResponseHead) -> None:
-        self.completed.append(exchange)
+    def exchanges_complete(self, conn: Connection, completed: list[tuple[Exchange, ResponseHead]]) -> None:
+        self.completed.extend(exchange for exchange, _ in completed)
         if len(self.completed) == 2:
             conn.close()  # done: let the loop end
 

@@ -76,6 +76,9 @@ class ResponseHead:
     keep_alive: bool
     content_length: int | None
     chunked: bool
+    # Transfer codings to undo, in the order applied, without a final "chunked"
+    # (llhttp removes that one).
+    transfer_codings: tuple[str, ...] = ()
 
     def header(self, name: str) -> str | None:
         """The last value of a header, decoded as Latin-1, or None."""
@@ -84,6 +87,12 @@ class ResponseHead:
             if key.lower() == wanted:
                 return value.decode("latin-1")
         return None
+
+    def field(self, name: str) -> str | None:
+        """All field lines of a name as one comma-separated list (RFC 9110 5.3), or None."""
+        wanted = name.lower().encode("latin-1")
+        values = [value for key, value in self.headers if key.lower() == wanted]
+        return b", ".join(values).decode("latin-1") if values else None
 
 
 class ResponseListener(Protocol):
@@ -282,13 +291,22 @@ class ResponseParser:
                 raise ProtocolError(f"more than {MAX_INTERIM_RESPONSES} interim 1xx responses")
             return
         content_length = None
-        chunked = False
+        transfer: list[bytes] = []
         for name, value in self._headers:
             lname = name.lower()
             if lname == b"content-length":
                 content_length = int(value)  # llhttp has already validated it
             elif lname == b"transfer-encoding":
-                chunked = value.lower().rstrip().endswith(b"chunked")
+                transfer.append(value)
+        codings: tuple[str, ...] = ()
+        chunked = False
+        if transfer:
+            # Repeated lines are one list (RFC 9110 5.3); llhttp de-chunks only a
+            # final "chunked", anything else is delimited by the close (RFC 9112 6.1).
+            listed = [c.strip().lower() for c in b",".join(transfer).decode("latin-1").split(",")]
+            listed = [c for c in listed if c and c != "identity"]
+            chunked = bool(listed) and listed[-1] == "chunked"
+            codings = tuple(listed[:-1] if chunked else listed)
         is_head = self._pending[0] == "HEAD"
         head = ResponseHead(
             status=status,
@@ -301,6 +319,7 @@ class ResponseParser:
             keep_alive=parser.should_keep_alive() and not is_head,
             content_length=content_length,
             chunked=chunked,
+            transfer_codings=codings,
         )
         self._head = head
         self._listener.response_head(head)

@@ -347,5 +347,11 @@ class ResponseParser:
 
 
 def _llhttp_message(exc: Exception) -> str:
+    """llhttp's reason, its first letter lowered unless the first word is a header
+    name ("Content-Length can't be present with Transfer-Encoding")."""
     text = str(exc)
-    return text[:1].lower() + text[1:] if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    if "-" in text.split(" ", 1)[0]:
+        return text
+    return text[:1].lower() + text[1:]

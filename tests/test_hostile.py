@@ -1031,3 +1031,12 @@ def test_lenient_heads_as_curl(tmp_path: Path, name: str) -> None:
     record, out, server = run_case(tmp_path, [[OK, ("send", LENIENT[name])]])
     assert record["error"] is None, record
     assert saved_bytes(out, server) == b"abc"
+
+
+def test_content_encoding_none_is_identity(tmp_path: Path) -> None:
+    # curl treats "Content-Encoding: none" as identity.
+    record, out, server = run_case(
+        tmp_path, [[OK, ("send", response(b"abc", headers=("Content-Encoding: none",)))]]
+    )
+    assert record["error"] is None, record
+    assert saved_bytes(out, server) == b"abc"

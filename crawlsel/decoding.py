@@ -1,4 +1,4 @@
-"""Content-Encoding decoding as the body streams, bounded by the size a user allows.
+"""Content- and Transfer-Encoding decoding as the body streams, bounded by the size a user allows.
 
 gzip (every member of a multi-member stream), deflate (zlib-wrapped, or raw as
 some servers send it) and identity, stacked at most ``MAX_CODINGS`` deep.  Output
@@ -63,21 +63,37 @@ class _Inflater:
             raise DecodeError(f"{self._coding} data ends before its end")
 
 
+def codings(value: str | None) -> list[str]:
+    """The codings of a Content-Encoding or Transfer-Encoding list, lower-cased, in order.
+
+    "identity" and "none" (sent by some servers for identity, and accepted as such
+    by curl) name no coding.
+    """
+    if not value:
+        return []
+    listed = (c.strip().lower() for c in value.split(","))
+    return [c for c in listed if c and c not in ("identity", "none")]
+
+
 class BodyDecoder:
-    """Decodes the codings named in Content-Encoding, innermost last."""
+    """Undoes codings as the body streams: ``applied`` lists them in the order the
+    server applied them (Content-Encoding first, then Transfer-Encoding, RFC 9112
+    6.1), each as (coding, "content" | "transfer")."""
 
     __slots__ = ("_layers", "_limit", "decoded")
 
-    def __init__(self, content_encoding: str, limit: int) -> None:
-        codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
-        codings = [c for c in codings if c != "identity"]
-        if len(codings) > MAX_CODINGS:
-            raise DecodeError(f"more than {MAX_CODINGS} stacked content codings")
-        for coding in codings:
-            if coding not in ("gzip", "x-gzip", "deflate"):
-                raise DecodeError(f"unsupported content coding {coding!r}")
+    def __init__(self, applied: list[tuple[str, str]], limit: int) -> None:
+        if len(applied) > MAX_CODINGS:
+            raise DecodeError(f"more than {MAX_CODINGS} stacked codings")
+        for coding, kind in applied:
+            if coding not in ("gzip", "x-gzip", "deflate", "chunked"):
+                raise DecodeError(f"unsupported {kind} coding {coding!r}")
+        if any(coding == "chunked" for coding, _ in applied):
+            # llhttp only de-chunks a final "chunked"; an earlier one would leave
+            # chunk framing in the page.
+            raise DecodeError("transfer coding 'chunked' is not the last one")
         # Decoding undoes the codings in the reverse order of their application.
-        self._layers = [_Inflater("gzip" if c == "x-gzip" else c) for c in reversed(codings)]
+        self._layers = [_Inflater("gzip" if c == "x-gzip" else c) for c, _ in reversed(applied)]
         self._limit = limit
         self.decoded = 0
 

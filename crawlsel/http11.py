@@ -20,11 +20,25 @@ from crawlsel.models import Target
 
 # Limits on the response head.  Node.js (llhttp's user) caps the whole head at
 # 16 KiB; curl allows 100 KiB per header line and 300 KiB in total.  We take
-# curl's total and Node's per-line figure, and nginx's default of 10 interim 1xx.
-MAX_HEADER_LINE = 16 * 1024
+# curl's figures (as curl accepts them) and nginx's default of 10 interim 1xx.
+MAX_HEADER_LINE = 100 * 1024
 MAX_HEAD_BYTES = 300 * 1024
 MAX_HEADER_LINES = 5000
 MAX_INTERIM_RESPONSES = 10
+
+
+def _new_parser(listener: object) -> httptools.HttpResponseParser:
+    """llhttp with the leniencies curl has where the end of a message stays
+    unambiguous: bare LF line ends in the head (curl tests 34, 47, 1033), spaces
+    after a chunk size (RFC 9112 7.1.1 BWS), and Content-Length with chunked,
+    where chunked wins and the connection closes after (RFC 9112 6.3)."""
+    parser = httptools.HttpResponseParser(listener)
+    parser.set_dangerous_leniencies(
+        lenient_optional_cr_before_lf=True,
+        lenient_spaces_after_chunk_size=True,
+        lenient_chunked_length=True,
+    )
+    return parser
 
 
 class UnexpectedData(ProtocolError):
@@ -76,6 +90,9 @@ class ResponseHead:
     keep_alive: bool
     content_length: int | None
     chunked: bool
+    # Transfer codings to undo, in the order applied, without a final "chunked"
+    # (llhttp removes that one).
+    transfer_codings: tuple[str, ...] = ()
 
     def header(self, name: str) -> str | None:
         """The last value of a header, decoded as Latin-1, or None."""
@@ -84,6 +101,12 @@ class ResponseHead:
             if key.lower() == wanted:
                 return value.decode("latin-1")
         return None
+
+    def field(self, name: str) -> str | None:
+        """All field lines of a name as one comma-separated list (RFC 9110 5.3), or None."""
+        wanted = name.lower().encode("latin-1")
+        values = [value for key, value in self.headers if key.lower() == wanted]
+        return b", ".join(values).decode("latin-1") if values else None
 
 
 class ResponseListener(Protocol):
@@ -127,7 +150,7 @@ class ResponseParser:
 
     def __init__(self, listener: ResponseListener) -> None:
         self._listener = listener
-        self._parser = httptools.HttpResponseParser(self)
+        self._parser = _new_parser(self)
         self._pending: deque[str] = deque()
         self._done: list[ResponseHead] = []  # completed during the current chunk
         self._reset_message()
@@ -208,7 +231,7 @@ class ResponseParser:
         if isinstance(inner, _HeadResponseDone):
             # llhttp cannot be told that a response to HEAD has no body, so it was
             # stopped at the end of the head; it has to be replaced to go on.
-            self._parser = httptools.HttpResponseParser(self)
+            self._parser = _new_parser(self)
             self._finish_message()
             return
         if isinstance(inner, _NoRequestPending):
@@ -282,13 +305,22 @@ class ResponseParser:
                 raise ProtocolError(f"more than {MAX_INTERIM_RESPONSES} interim 1xx responses")
             return
         content_length = None
-        chunked = False
+        transfer: list[bytes] = []
         for name, value in self._headers:
             lname = name.lower()
             if lname == b"content-length":
                 content_length = int(value)  # llhttp has already validated it
             elif lname == b"transfer-encoding":
-                chunked = value.lower().rstrip().endswith(b"chunked")
+                transfer.append(value)
+        codings: tuple[str, ...] = ()
+        chunked = False
+        if transfer:
+            # Repeated lines are one list (RFC 9110 5.3); llhttp de-chunks only a
+            # final "chunked", anything else is delimited by the close (RFC 9112 6.1).
+            listed = [c.strip().lower() for c in b",".join(transfer).decode("latin-1").split(",")]
+            listed = [c for c in listed if c and c != "identity"]
+            chunked = bool(listed) and listed[-1] == "chunked"
+            codings = tuple(listed[:-1] if chunked else listed)
         is_head = self._pending[0] == "HEAD"
         head = ResponseHead(
             status=status,
@@ -298,9 +330,12 @@ class ResponseParser:
             # Read here: httptools 0.9 answers False once the message is complete.
             # After HEAD we cannot see where the head ended inside llhttp's buffer,
             # so that connection is not reused.
-            keep_alive=parser.should_keep_alive() and not is_head,
+            keep_alive=parser.should_keep_alive()
+            and not is_head
+            and not (chunked and content_length is not None),
             content_length=content_length,
             chunked=chunked,
+            transfer_codings=codings,
         )
         self._head = head
         self._listener.response_head(head)
@@ -328,5 +363,11 @@ class ResponseParser:
 
 
 def _llhttp_message(exc: Exception) -> str:
+    """llhttp's reason, its first letter lowered unless the first word is a header
+    name ("Content-Length can't be present with Transfer-Encoding")."""
     text = str(exc)
-    return text[:1].lower() + text[1:] if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    if "-" in text.split(" ", 1)[0]:
+        return text
+    return text[:1].lower() + text[1:]

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 from urllib.parse import urljoin
 
-from crawlsel.decoding import BodyDecoder
+from crawlsel.decoding import BodyDecoder, codings
 from crawlsel.errors import (
     ConnectError,
     ConnectionReset,
@@ -63,6 +63,7 @@ class Job:
         "head",
         "sink",
         "decoder",
+        "codings",
         "bytes",
         "attempts",
         "resends",
@@ -84,6 +85,7 @@ class Job:
         self.head: ResponseHead | None = None
         self.sink: Sink | None = None
         self.decoder: BodyDecoder | None = None
+        self.codings: list[tuple[str, str]] | None = None  # to undo, once a body byte arrives
         self.bytes = 0
         self.attempts = 0
         self.resends = 0  # sent again after a connection closed unanswered
@@ -102,9 +104,15 @@ class Job:
         if not self.final:
             return  # a redirect or a retry: the body is drained, not kept
         limit = context.config.max_size
-        encoding = head.header("content-encoding") if context.config.compressed else None
-        if encoding and encoding.strip().lower() != "identity":
-            self.decoder = BodyDecoder(encoding, limit)
+        applied: list[tuple[str, str]] = []
+        if context.config.compressed:  # --no-compressed keeps Content-Encoding as received
+            applied = [(c, "content") for c in codings(head.field("content-encoding"))]
+        # Transfer codings are hop-by-hop: always removed, after the content codings.
+        applied += [(c, "transfer") for c in head.transfer_codings]
+        if applied:
+            # The decoder is made at the first body byte: a body of no bytes (HEAD,
+            # 204, 304, Content-Length: 0) is an empty page whatever its codings say.
+            self.codings = applied
         elif head.content_length is not None and head.content_length > limit:
             raise TooLarge(f"body of {head.content_length:,} bytes is larger than --max-size ({limit:,})")
         self.sink = context.open_sink(self.target, head)
@@ -114,13 +122,18 @@ class Job:
             return
         sink = self.sink
         decoder = self.decoder
-        if decoder is None:  # identity: the bytes as they came, counted against --max-size
+        if (
+            decoder is None and self.codings is None
+        ):  # identity: the bytes as they came, counted against --max-size
             self.bytes += len(data)
             if self.bytes > self._context.config.max_size:
                 raise TooLarge(f"body larger than --max-size ({self._context.config.max_size:,} bytes)")
             if sink is not None:
                 sink.write(data)
             return
+        if decoder is None:
+            assert self.codings is not None
+            self.decoder = decoder = BodyDecoder(self.codings, self._context.config.max_size)
         for chunk in decoder.decode(data):
             if sink is not None:
                 sink.write(chunk)
@@ -130,7 +143,7 @@ class Job:
         """Forget a partial answer before the request is sent again (or the run stops)."""
         if self.sink is not None:
             self.sink.discard()
-        self.head = self.sink = self.decoder = None
+        self.head = self.sink = self.decoder = self.codings = None
         self.bytes = 0
         self.final = False
 

@@ -123,17 +123,6 @@ FAULTS = {
         "protocol",
         "invalid HTTP response",
     ),
-    "Content-Length with chunked": (
-        [
-            OK,
-            (
-                "send",
-                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
-            ),
-        ],
-        "protocol",
-        "invalid HTTP response",
-    ),
     "garbage chunk size": (
         [OK, ("send", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n")],
         "protocol",
@@ -183,10 +172,13 @@ FAULTS = {
         "protocol",
         "switched protocols",
     ),
-    "header line over 16 KiB": (
-        [OK, ("send", b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (17 * 1024) + b"\r\nContent-Length: 0\r\n\r\n")],
+    "header line over 100 KiB": (
+        [
+            OK,
+            ("send", b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (101 * 1024) + b"\r\nContent-Length: 0\r\n\r\n"),
+        ],
         "protocol",
-        "longer than 16 KiB",
+        "longer than 100 KiB",
     ),
     "head over 300 KiB": (
         [
@@ -307,7 +299,7 @@ BAD_CODINGS = {
     "six stacked codings": (
         "gzip, gzip, gzip, gzip, gzip, gzip",
         b"x",
-        "more than 5 stacked content codings",
+        "more than 5 stacked codings",
     ),
 }
 
@@ -885,3 +877,166 @@ def test_disk_full_is_a_write_error(tmp_path: Path) -> None:
     assert record["error_kind"] == "write"
     assert "File too large" in record["error"]
     assert files_under(tmp_path / "out") == []
+
+
+# --- issue 11.2: a response without a body is never decoded -----------------------
+
+# RFC 9110 6.4.1: HEAD, 204 and 304 have no content; a Content-Length of 0 is none either.
+EMPTY_CODED = {
+    "204 with gzip": b"HTTP/1.1 204 No Content\r\nContent-Encoding: gzip\r\n\r\n",
+    "304 with gzip": b"HTTP/1.1 304 Not Modified\r\nContent-Encoding: gzip\r\n\r\n",
+    "200 Content-Length 0 with gzip": b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nContent-Encoding: gzip\r\n\r\n",
+    "200 Content-Length 0 with br": b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nContent-Encoding: br\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("name", list(EMPTY_CODED))
+def test_a_coded_response_without_body_is_an_empty_page(tmp_path: Path, name: str) -> None:
+    record, out, server = run_case(tmp_path, [[OK, ("send", EMPTY_CODED[name])]])
+    if record["status"] == 304:
+        assert record["error_kind"] == "http", record  # a 304 is not a page
+        assert "decode" not in record["error"] and "gzip" not in record["error"]
+        return
+    assert record["error"] is None, record
+    assert saved_bytes(out, server) == b""
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br"])
+def test_get_head_of_a_coded_page_is_not_decoded(coding: str) -> None:
+    # As curl -I against nginx with gzip on: the head of a gzipped page, no body.
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: {coding}\r\n\r\n".encode()
+    server = ScriptedServer([[OK, ("send", head)]])
+    try:
+        result = CliRunner().invoke(main, ["get", "-I", server.url("/bigtext.txt")])
+    finally:
+        server.close()
+    assert result.exit_code == 0, result.output
+    assert result.stdout_bytes.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert f"Content-Encoding: {coding}".encode() in result.stdout_bytes
+
+
+def test_an_unsupported_coding_with_a_body_stays_a_decode_error(tmp_path: Path) -> None:
+    script = [OK, ("send", response(b"x", headers=("Content-Encoding: br",)))]
+    record, out, _ = run_case(tmp_path, [script])
+    assert record["error_kind"] == "decode"
+    assert "unsupported content coding 'br'" in record["error"]
+    assert files_under(out) == []
+
+
+# --- issue 11.3: transfer codings are decoded or fail ------------------------------
+
+TE_DECODED = {
+    # RFC 9112 6.1: codings in the order applied, chunked last.
+    "TE gzip, chunked": (
+        b"Transfer-Encoding: gzip, chunked\r\n\r\n" + chunked(gzip.compress(TEXT)),
+        False,
+    ),
+    # curl test 1123: Transfer-Encoding: deflate, chunked.
+    "TE deflate, chunked (curl 1123)": (
+        b"Transfer-Encoding: deflate, chunked\r\n\r\n" + chunked(zlib.compress(TEXT)),
+        False,
+    ),
+    # RFC 9112 6.3 (7): no chunked last, so the body ends at the close.
+    "TE gzip, close-delimited": (b"Transfer-Encoding: gzip\r\n\r\n" + gzip.compress(TEXT), True),
+    # RFC 9110 5.3: two lines are one list, "gzip, chunked".
+    "TE on two lines, chunked last": (
+        b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(gzip.compress(TEXT)),
+        False,
+    ),
+    # RFC 9110 5.3: a body gzipped twice, named on two Content-Encoding lines.
+    "CE gzip on two lines": (
+        b"Content-Encoding: gzip\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + chunked(gzip.compress(gzip.compress(TEXT))),
+        False,
+    ),
+    # curl test 1277: CE deflate inside TE gzip; TE layers are undone first.
+    "CE deflate with TE gzip (curl 1277)": (
+        b"Content-Encoding: deflate\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+        + chunked(gzip.compress(zlib.compress(TEXT))),
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(TE_DECODED))
+def test_transfer_codings_are_decoded(tmp_path: Path, name: str) -> None:
+    rest, close = TE_DECODED[name]
+    script = [OK, ("send", b"HTTP/1.1 200 OK\r\n" + rest)] + ([("close",)] if close else [])
+    record, out, server = run_case(tmp_path, [script])
+    assert record["error"] is None, record
+    assert saved_bytes(out, server) == TEXT
+
+
+def test_no_compressed_still_removes_transfer_codings(tmp_path: Path) -> None:
+    payload = gzip.compress(TEXT)
+    script = [
+        OK,
+        (
+            "send",
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+            + chunked(gzip.compress(payload)),
+        ),
+    ]
+    record, out, server = run_case(tmp_path, [script], "--no-compressed")
+    assert record["error"] is None, record
+    assert saved_bytes(out, server) == payload
+
+
+TE_REFUSED = {
+    # curl tests 1722/1723: an unknown coding after chunked; curl fails with error 61.
+    "chunked, another (curl 1722)": (
+        b"Transfer-Encoding: chunked, another\r\n\r\n" + chunked(b"abc"),
+        "unsupported transfer coding 'another'",
+    ),
+    "unknown transfer coding": (b"Transfer-Encoding: br\r\n\r\nabc", "unsupported transfer coding 'br'"),
+    # RFC 9112 6.1: chunked not last; the page would hold chunk framing.
+    "TE on two lines, gzip last": (
+        b"Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n" + gzip.compress(chunked(TEXT)),
+        "'chunked' is not the last",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(TE_REFUSED))
+def test_unknown_transfer_codings_fail(tmp_path: Path, name: str) -> None:
+    rest, fragment = TE_REFUSED[name]
+    record, out, _ = run_case(tmp_path, [[OK, ("send", b"HTTP/1.1 200 OK\r\n" + rest), ("close",)]])
+    assert record["error_kind"] == "decode", record
+    assert fragment in record["error"]
+    assert files_under(out) == []
+
+
+# --- issue 11.4: what curl accepts where the end of the message is unambiguous -----
+
+LENIENT = {
+    # curl tests 34, 47, 1033: heads with bare LF line ends.
+    "bare LF head (curl 47)": b"HTTP/1.1 200 OK\nContent-Length: 3\n\nabc",
+    # RFC 9112 7.1.1: BWS before ";" in a chunk extension.
+    "space before chunk extension": (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3 ;a=b\r\nabc\r\n0\r\n\r\n"
+    ),
+    # RFC 9112 6.3: chunked wins over Content-Length; the connection closes after.
+    "Content-Length with chunked": (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    ),
+    # curl accepts header lines up to 100 KiB.
+    "header line of 90 KiB": b"HTTP/1.1 200 OK\r\nX-Big: "
+    + b"a" * (90 * 1024)
+    + b"\r\nContent-Length: 3\r\n\r\nabc",
+}
+
+
+@pytest.mark.parametrize("name", list(LENIENT))
+def test_lenient_heads_as_curl(tmp_path: Path, name: str) -> None:
+    record, out, server = run_case(tmp_path, [[OK, ("send", LENIENT[name])]])
+    assert record["error"] is None, record
+    assert saved_bytes(out, server) == b"abc"
+
+
+def test_content_encoding_none_is_identity(tmp_path: Path) -> None:
+    # curl treats "Content-Encoding: none" as identity.
+    record, out, server = run_case(
+        tmp_path, [[OK, ("send", response(b"abc", headers=("Content-Encoding: none",)))]]
+    )
+    assert record["error"] is None, record
+    assert saved_bytes(out, server) == b"abc"

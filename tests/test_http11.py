@@ -189,11 +189,10 @@ def test_eof_before_the_end_names_what_is_missing(data: bytes, message: str) -> 
         b"SSH-2.0-OpenSSH_9.2\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n",
-        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXY",
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n",
-        b"HTTP/1.1 200 OK\r\nX: " + b"a" * (17 * 1024) + b"\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX: " + b"a" * (101 * 1024) + b"\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nX: " + b"a" * (400 * 1024),
         b"HTTP/1.1 100 Continue\r\n\r\n" * 11,
     ],
@@ -241,3 +240,23 @@ def test_arbitrary_bytes_parse_or_raise_protocol_error(data: bytes) -> None:
         parser.feed_eof()
     except ProtocolError:
         pass
+
+
+def test_llhttp_messages_keep_header_names_as_spelt() -> None:
+    # llhttp: "Content-Length can't be present with Transfer-Encoding" (RFC 9112 6.3).
+    from crawlsel.http11 import _llhttp_message
+
+    assert _llhttp_message(Exception("Content-Length can't be present with Transfer-Encoding")) == (
+        "Content-Length can't be present with Transfer-Encoding"
+    )
+    assert _llhttp_message(Exception("Invalid character in chunk size")) == "invalid character in chunk size"
+
+
+def test_content_length_with_chunked_is_chunked_and_not_reused() -> None:
+    # RFC 9112 6.3 (3): Transfer-Encoding overrides Content-Length; close after.
+    rec = parse(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    )
+    (status, body, head) = rec.responses[0]
+    assert body == b"abc"
+    assert not head.keep_alive

@@ -31,9 +31,13 @@ def _new_parser(listener: object) -> httptools.HttpResponseParser:
     """llhttp with the leniencies curl has where the end of a message stays
     unambiguous: bare LF line ends in the head (curl tests 34, 47, 1033), spaces
     after a chunk size (RFC 9112 7.1.1 BWS), and Content-Length with chunked,
-    where chunked wins and the connection closes after (RFC 9112 6.3)."""
+    where chunked wins and the connection closes after (RFC 9112 6.3).  Lenient
+    headers unfold obs-fold into one space, the MUST of RFC 9112 5.2 for user
+    agents (it also stops llhttp refusing odd bytes in field values, which curl
+    accepts too; framing checks stay strict)."""
     parser = httptools.HttpResponseParser(listener)
     parser.set_dangerous_leniencies(
+        lenient_headers=True,
         lenient_optional_cr_before_lf=True,
         lenient_spaces_after_chunk_size=True,
         lenient_chunked_length=True,

@@ -1019,6 +1019,8 @@ LENIENT = {
     "Content-Length with chunked": (
         b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
     ),
+    # RFC 9112 5.2: a user agent MUST replace obs-fold with a space.
+    "obs-fold": b"HTTP/1.1 200 OK\r\nX-A: one\r\n two\r\n\tthree\r\nContent-Length: 3\r\n\r\nabc",
     # curl accepts header lines up to 100 KiB.
     "header line of 90 KiB": b"HTTP/1.1 200 OK\r\nX-Big: "
     + b"a" * (90 * 1024)

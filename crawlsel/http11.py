@@ -212,6 +212,7 @@ class ResponseParser:
                 self._listener.response_complete(head)
 
     def _feed(self, data: bytes | memoryview) -> None:
+        begins_here = not self._started and not self._done
         if not self._headers_done:
             self._head_bytes += len(data)
         try:
@@ -226,6 +227,17 @@ class ResponseParser:
                 raise UnexpectedData("server sent data after the end of the response") from None
             if bytes(data[:2]) in (b"\x15\x03", b"\x16\x03"):
                 raise ProtocolError("server answered with TLS: is this an https:// URL?") from None
+            if begins_here and (
+                "Duplicate Content-Length" in str(exc) or "character in Content-Length" in str(exc)
+            ):
+                # The head began with this chunk: llhttp can start again on it with
+                # the repeated, equal lengths made one (different ones raise).
+                merged = merge_content_lengths(bytes(data))
+                if merged != data:
+                    self._parser = _new_parser(self)
+                    self._reset_message()
+                    self._feed(merged)
+                    return
             raise ProtocolError(f"invalid HTTP response: {_llhttp_message(exc)}") from None
         if not self._headers_done and self._started and self._head_bytes > MAX_HEAD_BYTES:
             raise ProtocolError(f"response head larger than {MAX_HEAD_BYTES // 1024} KiB")
@@ -364,6 +376,33 @@ class ResponseParser:
         self._interim_count = 0
         self._reset_message()
         self._done.append(head)
+
+
+def merge_content_lengths(data: bytes) -> bytes:
+    """A head whose Content-Length fields all say one number, with one field left.
+
+    RFC 9112 6.3 lets a recipient accept ``3, 3`` or two lines of ``3`` as one
+    length, as curl does; two different numbers leave the body's end unknown.
+    """
+    end = data.find(b"\r\n\r\n")
+    end = end + 4 if end >= 0 else data.find(b"\n\n") + 2
+    if end < 2:
+        raise ProtocolError("invalid HTTP response: repeated Content-Length")
+    lines = data[:end].split(b"\n")
+    values: list[bytes] = []
+    kept: list[bytes] = []
+    for line in lines:
+        name, colon, value = line.partition(b":")
+        if colon and name.strip().lower() == b"content-length":
+            values += [v.strip() for v in value.split(b",")]
+            if len(values) > len(value.split(b",")):
+                continue  # a later Content-Length line: dropped once checked
+            line = name + b": " + values[0] + (b"\r" if line.endswith(b"\r") else b"")
+        kept.append(line)
+    if len(set(values)) != 1:
+        shown = ", ".join(v.decode("latin-1") for v in dict.fromkeys(values))
+        raise ProtocolError(f"invalid HTTP response: different Content-Length values ({shown})")
+    return b"\n".join(kept) + data[end:]
 
 
 def _llhttp_message(exc: Exception) -> str:

@@ -1021,6 +1021,9 @@ LENIENT = {
     ),
     # RFC 9112 5.2: a user agent MUST replace obs-fold with a space.
     "obs-fold": b"HTTP/1.1 200 OK\r\nX-A: one\r\n two\r\n\tthree\r\nContent-Length: 3\r\n\r\nabc",
+    # RFC 9112 6.3: repeated, equal lengths are one length (as curl).
+    "Content-Length twice": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+    "Content-Length 3, 3": b"HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\nabc",
     # curl accepts header lines up to 100 KiB.
     "header line of 90 KiB": b"HTTP/1.1 200 OK\r\nX-Big: "
     + b"a" * (90 * 1024)
@@ -1042,3 +1045,11 @@ def test_content_encoding_none_is_identity(tmp_path: Path) -> None:
     )
     assert record["error"] is None, record
     assert saved_bytes(out, server) == b"abc"
+
+
+def test_two_different_content_lengths_are_refused_with_both_values(tmp_path: Path) -> None:
+    # RFC 9112 6.3: different lengths leave the end of the body unknown.
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"
+    record, out, server = run_case(tmp_path, [[OK, ("send", reply)]])
+    assert record["error_kind"] == "protocol"
+    assert "different Content-Length values (3, 4)" in record["error"]

@@ -7,30 +7,19 @@ million URLs is never held in memory.  Nothing here touches the network.
 from __future__ import annotations
 
 import io
-import ipaddress
 import os
-import re
 import stat
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
-from urllib.parse import quote, urlsplit
 
 from crawlsel.errors import InvalidURL, SourceError
-from crawlsel.models import DEFAULT_PORTS, InvalidLine, Target
+from crawlsel.models import InvalidLine, Target
+from crawlsel.urls import split
 
 MAX_LINE_BYTES = 64 * 1024  # a URL this long is a broken list, not a page (curl: 8 KiB paths)
-# Characters that may stay as they are in a request-target (RFC 3986 pchar, "/", "?", "%").
-_TARGET_SAFE = "/?%:@!$&'()*+,;=-._~"
 _BOM = b"\xef\xbb\xbf"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# Lower-case scheme and host, a port, and a target made only of characters that
-# need no encoding (no "#", no "%" escapes, no IPv6 literal): parse_url's fast path.
-_PLAIN_URL = re.compile(
-    r"(https?)://((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)"
-    r"(?::([0-9]{1,5}))?((?:/[A-Za-z0-9\-._~!$&'()*+,;=:@/]*)?(?:\?[A-Za-z0-9\-._~!$&'()*+,;=:@/?]*)?)\Z"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,75 +37,13 @@ Record = Target | InvalidLine | WaitForInput
 
 
 def parse_url(text: str, *, line: int = 0, index: int = 0) -> Target:
-    """Validate and normalise one absolute http(s) URL, or raise ``InvalidURL``."""
-    plain = _PLAIN_URL.match(text)
-    if plain is not None:
-        # The common case, a URL with nothing to encode: skip urlsplit and quote.
-        scheme, host, port, target = plain.groups()
-        number = int(port) if port else DEFAULT_PORTS[scheme]
-        if 0 < number < 65536:
-            if not target.startswith("/"):
-                target = "/" + target  # "" or "?query"
-            return Target(text, scheme, host, number, target, line, index)
-    if _CONTROL.search(text):
-        raise InvalidURL("contains control characters")
-    try:
-        parts = urlsplit(text)
-    except ValueError as exc:  # e.g. an unbalanced "[" in the host
-        raise InvalidURL(f"malformed URL ({exc})") from None
-    scheme = parts.scheme.lower()
-    if not scheme or not parts.netloc:
-        raise InvalidURL("not an absolute http(s) URL")
-    if scheme not in DEFAULT_PORTS:
-        raise InvalidURL(f"unsupported scheme {scheme!r} (only http and https)")
-    if "[" in parts.netloc:
-        # Python 3.10's urlsplit does not check a bracketed host; 3.11 does.
-        literal = parts.netloc.partition("[")[2].partition("]")[0]
-        try:
-            ipaddress.IPv6Address(literal.split("%", 1)[0])
-        except ValueError:
-            raise InvalidURL("malformed URL (invalid IPv6 address)") from None
-    if "@" in parts.netloc:
-        raise InvalidURL("user names and passwords in URLs are not supported")
-    if " " in parts.netloc:
-        raise InvalidURL("spaces in the host name")
-    host = parts.hostname or ""
-    if not host:
-        raise InvalidURL("no host name")
-    try:
-        port = parts.port
-    except ValueError:
-        raise InvalidURL("invalid port") from None
-    if port == 0:
-        raise InvalidURL("invalid port 0")
-    host = _ascii_host(host)
-    # Spaces and non-ASCII characters in the path are percent-encoded as browsers do;
-    # existing escapes are kept so that the server sees the URL as written.
-    target = quote(parts.path or "/", safe=_TARGET_SAFE)
-    if "?" in text.split("#", 1)[0]:
-        target += "?" + quote(parts.query, safe=_TARGET_SAFE)
-    if not target.startswith("/"):
-        target = "/" + target
-    return Target(
-        url=text,
-        scheme=scheme,
-        host=host,
-        port=port or DEFAULT_PORTS[scheme],
-        target=target,
-        line=line,
-        index=index,
-    )
+    """Validate and normalise one absolute http(s) URL, or raise ``InvalidURL``.
 
-
-def _ascii_host(host: str) -> str:
-    if host.isascii():
-        return host
-    if len(host) > 253 or any(len(label) > 63 for label in host.split(".")):
-        raise InvalidURL("host name too long")
-    try:
-        return host.encode("idna").decode("ascii")
-    except UnicodeError:
-        raise InvalidURL("host name is not a valid international domain name") from None
+    The request-target is normalised (crawlsel.urls) so that what is sent, what is
+    deduplicated and what is saved agree; ``url`` stays as written, for records.
+    """
+    scheme, host, port, target = split(text)
+    return Target(text, scheme, host, port, target, line, index)
 
 
 def read_targets(sources: Iterable[str], stdin: BinaryIO | None = None) -> Iterator[Record]:

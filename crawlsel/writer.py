@@ -20,6 +20,7 @@ from crawlsel.errors import WriteError
 from crawlsel.hashtable import HashMap64, fingerprint
 from crawlsel.http11 import ResponseHead
 from crawlsel.models import DEFAULT_PORTS, Target
+from crawlsel.urls import normalize_escapes, remove_dot_segments
 
 INDEX_NAME = "index.html"  # the name wget and curl's --create-dirs users expect for "/"
 MAX_NAME_BYTES = 200  # below every common file system's 255, leaving room for the temp suffix
@@ -56,7 +57,9 @@ _OPEN_FLAGS = (
 def page_path(target: Target) -> list[str]:
     """The parts of the path a page is saved under, relative to the output folder."""
     path, sep, query = target.target.partition("?")
-    segments = _remove_dot_segments(path)
+    # parse_url already normalised the target; a Target built any other way must
+    # still not name a path outside the folder, so the (cheap) check stays here.
+    segments = remove_dot_segments(normalize_escapes(path) if "%" in path else path).split("/")[1:]
     if not segments or segments[-1] == "":
         segments = segments[:-1] + [INDEX_NAME]
     if sep:
@@ -71,26 +74,6 @@ def _host_folder(host: str, port: int, scheme: str) -> str:
     if port != DEFAULT_PORTS[scheme]:
         host = f"{host}_{port}"
     return safe_name(host)
-
-
-def _remove_dot_segments(path: str) -> list[str]:
-    """RFC 3986 5.2.4 on the path's segments; "%2e" counts as "." (as browsers do)."""
-    out: list[str] = []
-    raw = path.split("/")[1:]
-    for i, segment in enumerate(raw):
-        dots = segment.replace("%2e", ".").replace("%2E", ".")
-        last = i == len(raw) - 1
-        if dots == ".":
-            if last:
-                out.append("")
-        elif dots == "..":
-            if out:
-                out.pop()
-            if last:
-                out.append("")
-        else:
-            out.append(segment)
-    return out
 
 
 def safe_name(segment: str) -> str:

@@ -729,7 +729,7 @@ def test_spaces_and_escapes_never_reach_the_request_line_raw(tmp_path: Path) -> 
     finally:
         server.close()
     (request,) = server.requests
-    assert request.startswith(b"GET /a%20b/%0d%0aX-Injected:%201 HTTP/1.1\r\n")
+    assert request.startswith(b"GET /a%20b/%0D%0AX-Injected:%201 HTTP/1.1\r\n")
     assert b"\r\nX-Injected" not in request
 
 

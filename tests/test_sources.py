@@ -86,7 +86,15 @@ def test_missing_source_fails_before_the_first_record(tmp_path: Path) -> None:
         ("http://bücher.example/", "http", "xn--bcher-kva.example", 80, "/"),
         ("http://[::1]:81/", "http", "::1", 81, "/"),
         ("http://h/?", "http", "h", 80, "/?"),
-        ("http://h/%2e%2e/", "http", "h", 80, "/%2e%2e/"),
+        # RFC 3986 6.2.2: unreserved escapes decoded (then "%2e%2e" is ".."), dots removed.
+        ("http://h/%2e%2e/", "http", "h", 80, "/"),
+        ("http://h/../pages/p001.html", "http", "h", 80, "/pages/p001.html"),
+        ("http://h/pages/./p001.html", "http", "h", 80, "/pages/p001.html"),
+        ("http://h/pages/../pages/p001.html", "http", "h", 80, "/pages/p001.html"),
+        ("http://h/pages/%70001.html", "http", "h", 80, "/pages/p001.html"),
+        ("http://h/a/b/..?x=/./", "http", "h", 80, "/a/?x=/./"),
+        ("http://h/%7euser/%2fx%3f?q=%41%2b", "http", "h", 80, "/~user/%2Fx%3F?q=A%2B"),
+        ("http://h/.hidden/p", "http", "h", 80, "/.hidden/p"),
     ],
 )
 def test_parse_url(url: str, scheme: str, host: str, port: int, target: str) -> None:
@@ -131,8 +139,8 @@ def test_parse_url_rejects(url: str, reason: str) -> None:
 def test_the_fast_path_agrees_with_the_full_parser(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import re
 
-    import crawlsel.sources as sources
+    import crawlsel.urls as urls
 
     fast = parse_url(url)
-    monkeypatch.setattr(sources, "_PLAIN_URL", re.compile(r"(?!)"))
+    monkeypatch.setattr(urls, "_PLAIN_URL", re.compile(r"(?!)"))
     assert parse_url(url) == fast

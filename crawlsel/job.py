@@ -121,18 +121,15 @@ class Job:
         if not self.final:
             return
         sink = self.sink
-        decoder = self.decoder
-        if (
-            decoder is None and self.codings is None
-        ):  # identity: the bytes as they came, counted against --max-size
+        if self.codings is None:  # identity: the bytes as they came, counted against --max-size
             self.bytes += len(data)
             if self.bytes > self._context.config.max_size:
                 raise TooLarge(f"body larger than --max-size ({self._context.config.max_size:,} bytes)")
             if sink is not None:
                 sink.write(data)
             return
+        decoder = self.decoder
         if decoder is None:
-            assert self.codings is not None
             self.decoder = decoder = BodyDecoder(self.codings, self._context.config.max_size)
         for chunk in decoder.decode(data):
             if sink is not None:

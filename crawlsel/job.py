@@ -188,7 +188,7 @@ class JobContext:
     def is_final(self, job: Job, head: ResponseHead) -> bool:
         """False when the response will be followed (redirect) or retried."""
         status = head.status
-        if status in REDIRECT_STATUSES and self.config.follow and head.header("location") is not None:
+        if status in REDIRECT_STATUSES and self.config.follow and location(head):
             return False
         if status in RETRY_STATUSES and job.attempts <= self.config.retries and not job.expired:
             return False
@@ -236,15 +236,15 @@ class JobContext:
 
     def follow(self, job: Job, head: ResponseHead) -> Target:
         """The redirect's target, with the job moved to it; RedirectError if refused."""
-        location = head.header("location") or ""
-        url = urljoin(job.current.url, location.strip()).split("#", 1)[0]
+        to = location(head) or ""
+        url = urljoin(job.current.url, to).split("#", 1)[0]
         scheme = url.split(":", 1)[0].lower()
         if scheme not in ("http", "https"):
-            raise RedirectError(f"redirect to unsupported URL scheme {scheme!r}: {location}")
+            raise RedirectError(f"redirect to unsupported URL scheme {scheme!r}: {to}")
         try:
             target = parse_url(url, line=job.target.line, index=job.target.index)
         except InvalidURL as exc:
-            raise RedirectError(f"redirect to an invalid URL ({exc}): {location}") from None
+            raise RedirectError(f"redirect to an invalid URL ({exc}): {to}") from None
         visited = [job.target, *job.redirects]
         keys = [request_key(t) for t in visited]
         if request_key(target) in keys:
@@ -306,9 +306,22 @@ def status_message(head: ResponseHead, config: Config) -> str:
     if head.status in REDIRECT_STATUSES:
         if not config.follow:
             return f"{text} (not followed: --no-follow)"
-        if head.header("location") is None:
+        to = location(head)
+        if to is None:
             return f"{text} without a Location"
+        if not to:
+            return f"{text} with an empty Location"
     return text
+
+
+def location(head: ResponseHead) -> str | None:
+    """The Location field without its surrounding whitespace; None when absent.
+
+    An empty one is not a reference to the same URL (that would be a redirect
+    loop): it is a redirect that says nowhere, so the response is final.
+    """
+    value = head.header("location")
+    return None if value is None else value.strip(" \t")
 
 
 def retry_after(value: str | None) -> float | None:

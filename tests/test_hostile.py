@@ -674,6 +674,16 @@ def test_3xx_without_location_is_final(tmp_path: Path) -> None:
     assert files_under(out) == []
 
 
+@pytest.mark.parametrize("spelling", [b"Location:", b"Location: ", b"Location:  \t"])
+def test_3xx_with_an_empty_location_is_final(tmp_path: Path, spelling: bytes) -> None:
+    # An empty Location is no reference at all (RFC 9110 10.2.2 needs a URI-reference
+    # of at least one character to follow), not a redirect back to the same URL.
+    reply = b"HTTP/1.1 302 Found\r\n" + spelling + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    record, out, _ = run_case(tmp_path, [[OK, ("send", reply), ("close",)]])
+    assert (record["status"], record["error"]) == (302, "HTTP 302 Found with an empty Location")
+    assert files_under(out) == []
+
+
 def test_no_follow_reports_the_redirect(tmp_path: Path) -> None:
     record, out, server = run_case(tmp_path, [redirect("/elsewhere", "301 Moved Permanently")], "--no-follow")
     assert record["status"] == 301

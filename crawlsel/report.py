@@ -221,15 +221,7 @@ class RunReport:
                     "-" if conns is None else f"{conns:,}",
                 )
             )
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        out = [
-            "  "
-            + "  ".join(
-                cell.ljust(w) if i == 0 else cell.rjust(w)
-                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-            )
-            for row in rows
-        ]
+        out = ["  " + line for line in aligned(rows)]
         if len(hosts) > MAX_HOSTS_SHOWN:
             out.append(f"  and {len(hosts) - MAX_HOSTS_SHOWN:,} more hosts")
         return out
@@ -327,17 +319,29 @@ def print_comparison(runs: list[Any], note: str, stream: IO[str] | None = None) 
         console.print(table)
         console.print(note, soft_wrap=False)
         return
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        stream.write(
-            "  ".join(
-                cell.ljust(w) if i == 0 else cell.rjust(w)
-                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-            )
-            + "\n"
-        )
+    for line in aligned(rows):
+        stream.write(line + "\n")
     stream.write(note + "\n")
     stream.flush()
+
+
+def aligned(rows: list[tuple[str, ...]]) -> list[str]:
+    """Rows as lines of columns, the first left-aligned and the others right-aligned.
+
+    Widths are terminal cells, not characters: a CJK character takes two cells and
+    a combining accent none (rich measures them as it draws its own tables).
+    """
+    from rich.cells import cell_len  # only when a table is drawn: not start-up time
+
+    widths = [max(cell_len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = []
+        for i, (cell, width) in enumerate(zip(row, widths, strict=True)):
+            pad = " " * (width - cell_len(cell))
+            cells.append(cell + pad if i == 0 else pad + cell)
+        lines.append("  ".join(cells))
+    return lines
 
 
 def median_of(values: list[float]) -> float:

@@ -173,3 +173,21 @@ def test_summary_totals_hosts_failures_and_histogram() -> None:
 
 def test_control_characters_are_escaped_for_the_terminal() -> None:
     assert printable("http://h/\x1b[2Jx\r\n") == "http://h/\\x1b[2Jx\\x0d\\x0a"
+
+
+def test_host_table_aligns_wide_host_names() -> None:
+    # A CJK character is two terminal cells wide: columns line up on the screen,
+    # not by character count (issue 11: the table was misaligned for such hosts).
+    from rich.cells import cell_len
+
+    stderr = io.StringIO()
+    report = RunReport(stderr=stderr)
+    report.on_result(result("http://例え.テスト/x", 5))
+    report.on_result(result("http://ascii-only.example/x", 5))
+    report.on_result(result("http://ascii-only.example/y", 5))
+    report.close(connections={})
+    lines = [line for line in stderr.getvalue().splitlines() if "例え" in line or "ascii-only" in line]
+    assert len(lines) == 2
+    assert cell_len(lines[0]) == cell_len(lines[1])
+    ends = {cell_len(line[: line.index(" 1 " if "例え" in line else " 2 ") + 2]) for line in lines}
+    assert len(ends) == 1, lines

@@ -29,6 +29,7 @@ from crawlsel.hashtable import HashSet64
 from crawlsel.http11 import RequestTemplate, ResponseHead
 from crawlsel.models import Config, FetchResult, InvalidLine, Target
 from crawlsel.sources import parse_url
+from crawlsel.urls import normalize
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})  # as curl --retry
@@ -242,7 +243,8 @@ class JobContext:
         if scheme not in ("http", "https"):
             raise RedirectError(f"redirect to unsupported URL scheme {scheme!r}: {to}")
         try:
-            target = parse_url(url, line=job.target.line, index=job.target.index)
+            # Recorded as final_url in its canonical spelling, as curl's url_effective is.
+            target = parse_url(normalize(url), line=job.target.line, index=job.target.index)
         except InvalidURL as exc:
             raise RedirectError(f"redirect to an invalid URL ({exc}): {to}") from None
         visited = [job.target, *job.redirects]

@@ -437,6 +437,7 @@ def get(
         keep_alive=keep_alive,
         method="HEAD" if head_only else "GET",
         dedupe=False,
+        raw_heads=include or head_only,
     )
     stream = open(output_file, "wb") if output_file else sys.stdout.buffer  # noqa: SIM115
     escape = not output_file and sys.stdout.isatty()
@@ -448,7 +449,8 @@ def get(
             return None
         part = output.open(target, head)
         if include or head_only:
-            part.write(_head_bytes(head, escape))
+            part.write(_shown(head.raw, escape))
+            return _WithTrailers(part, head, escape)
         return part
 
     def on_result(result: FetchResult) -> None:
@@ -524,11 +526,34 @@ def compare(source: str, engines: str, concurrency: int, repeat: int, json_lines
     sys.exit(ExitStatus.OK if identical and not any(r.failed for r in runs) else ExitStatus.FAILED)
 
 
-def _head_bytes(head: ResponseHead, escape: bool) -> bytes:
-    lines = [f"HTTP/{head.version} {head.status} {head.reason}".rstrip()]
-    lines += [f"{name.decode('latin-1')}: {value.decode('latin-1')}" for name, value in head.headers]
-    text = "\r\n".join(printable(line) if escape else line for line in lines) + "\r\n\r\n"
-    return text.encode("latin-1", "replace")
+def _shown(raw: bytes, escape: bool) -> bytes:
+    """Head bytes as received; on a terminal, control characters escaped line by line."""
+    if not escape:
+        return raw
+    lines = raw.decode("latin-1").split("\n")
+    shown = [printable(line[:-1]) + "\r" if line.endswith("\r") else printable(line) for line in lines]
+    return "\n".join(shown).encode("latin-1", "replace")
+
+
+class _WithTrailers:
+    """An output part that ends with the trailer section, as curl -i prints it after the body."""
+
+    def __init__(self, part: Any, head: ResponseHead, escape: bool) -> None:
+        self._part = part
+        self._head = head  # its raw_trailers are set when the response is complete
+        self._escape = escape
+
+    def write(self, data: bytes) -> None:
+        self._part.write(data)
+
+    def commit(self) -> str | None:
+        trailers = self._head.raw_trailers
+        if trailers.strip():
+            self._part.write(_shown(trailers, self._escape))
+        return self._part.commit()
+
+    def discard(self) -> None:
+        self._part.discard()
 
 
 def _argument_targets(urls: tuple[str, ...]) -> list[Target | InvalidLine]:

@@ -35,6 +35,7 @@ from crawlsel.errors import (
 )
 from crawlsel.http11 import ResponseHead, ResponseParser, UnexpectedData
 from crawlsel.loop import EVENT_READ, EVENT_WRITE, EventLoop, Timer
+from crawlsel.rawhead import RawHeads
 
 if TYPE_CHECKING:
     import ssl
@@ -178,6 +179,7 @@ class Connection:
         speed_time: float = 30.0,
         tls: ssl.SSLContext | None = None,
         trace: Tracer | None = None,
+        raw_heads: bool = False,
     ) -> None:
         self.id = next(_ids)
         self.origin = origin
@@ -190,7 +192,7 @@ class Connection:
         self._listener = listener
         self._addresses = deque(addresses)
         self._sockaddr: tuple | None = None
-        self._parser = ResponseParser(self)
+        self._parser = ResponseParser(self, RawHeads() if raw_heads else None)
         self._inflight: deque[Exchange] = deque()
         self._completed: list[tuple[Exchange, ResponseHead]] = []
         self._receiving: Any = None  # the Exchange whose response is arriving

@@ -273,6 +273,7 @@ class Dispatcher:
             speed_time=config.speed_time,
             tls=self._tls_context() if origin.key[0] == "https" else None,
             trace=self._trace,
+            raw_heads=config.raw_heads,
         )
         origin.conns[conn] = None
         self._open += 1

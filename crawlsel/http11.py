@@ -17,6 +17,7 @@ import httptools
 
 from crawlsel.errors import ConnectionClosed, ProtocolError
 from crawlsel.models import Target
+from crawlsel.rawhead import RawHeads
 
 # Limits on the response head.  Node.js (llhttp's user) caps the whole head at
 # 16 KiB; curl allows 100 KiB per header line and 300 KiB in total.  We take
@@ -97,6 +98,9 @@ class ResponseHead:
     # Transfer codings to undo, in the order applied, without a final "chunked"
     # (llhttp removes that one).
     transfer_codings: tuple[str, ...] = ()
+    # As received, interim 1xx heads first, when the parser was given a RawHeads (get -i).
+    raw: bytes = b""
+    raw_trailers: bytes = b""
 
     def header(self, name: str) -> str | None:
         """The last value of a header, decoded as Latin-1, or None."""
@@ -150,10 +154,12 @@ class ResponseParser:
         "_head",
         "body_bytes",
         "_done",
+        "_raw",
     )
 
-    def __init__(self, listener: ResponseListener) -> None:
+    def __init__(self, listener: ResponseListener, raw: RawHeads | None = None) -> None:
         self._listener = listener
+        self._raw = raw  # keeps the heads as sent, for get -i
         self._parser = _new_parser(self)
         self._pending: deque[str] = deque()
         self._done: list[ResponseHead] = []  # completed during the current chunk
@@ -186,6 +192,8 @@ class ResponseParser:
         bytes already received are still being parsed, and lets a Content-Length
         response followed by more bytes in the same chunk fail instead of complete.
         """
+        if self._raw is not None:
+            self._raw.feed(data)
         try:
             self._feed(data)
         except UnexpectedData:
@@ -354,9 +362,25 @@ class ResponseParser:
             transfer_codings=codings,
         )
         self._head = head
+        if self._raw is not None:
+            self._record_raw(head, is_head)
         self._listener.response_head(head)
         if is_head:
             raise _HeadResponseDone()
+
+    def _record_raw(self, head: ResponseHead, is_head: bool) -> None:
+        raw = self._raw
+        assert raw is not None
+        head.raw = raw.take_head()
+        if is_head:
+            raw.after_head_only()
+        else:
+            close_delimited = bool(head.transfer_codings) and not head.chunked
+            raw.body(
+                length=None if close_delimited else head.content_length,
+                chunked=head.chunked,
+                none=head.status in (204, 304),
+            )
 
     def on_body(self, data: bytes) -> None:
         self.body_bytes += len(data)
@@ -373,6 +397,8 @@ class ResponseParser:
         head = self._head
         assert head is not None
         self._pending.popleft()
+        if self._raw is not None:
+            head.raw_trailers = self._raw.take_trailers()
         self._interim_count = 0
         self._reset_message()
         self._done.append(head)

@@ -78,6 +78,7 @@ class Config(NamedTuple):
     compressed: bool = True
     dedupe: bool = True  # fetch a URL listed twice only once
     method: str = "GET"
+    raw_heads: bool = False  # keep each head as received (get -i prints it)
 
 
 class FetchResult(NamedTuple):

@@ -11,7 +11,7 @@ import re
 import sys
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from crawlsel.models import FetchResult
@@ -325,7 +325,7 @@ def print_comparison(runs: list[Any], note: str, stream: IO[str] | None = None) 
     stream.flush()
 
 
-def aligned(rows: list[tuple[str, ...]]) -> list[str]:
+def aligned(rows: Sequence[tuple[str, ...]]) -> list[str]:
     """Rows as lines of columns, the first left-aligned and the others right-aligned.
 
     Widths are terminal cells, not characters: a CJK character takes two cells and

@@ -23,6 +23,7 @@ from crawlsel import __version__
 from crawlsel.dispatcher import Dispatcher
 from crawlsel.engines import ENGINES
 from crawlsel.errors import ExitStatus, InvalidURL, SourceError
+from crawlsel.frontier import ListFrontier, blocking_records
 from crawlsel.http11 import ResponseHead
 from crawlsel.loop import EventLoop
 from crawlsel.models import DEFAULT_USER_AGENT, Config, FetchResult, InvalidLine, Target
@@ -657,7 +658,8 @@ def _run_other_engine(
     previous = signal.signal(signal.SIGTERM, terminate)
     interrupted = False
     try:
-        module.run(config, records, open_sink, on_result, prepare)
+        frontier = ListFrontier(records, dedupe=config.dedupe)
+        module.run(config, blocking_records(frontier), open_sink, on_result, prepare)
     except SourceError as exc:
         return _source_failed(report, exc)
     except KeyboardInterrupt:

@@ -1,28 +1,31 @@
 """``Dispatcher``: the select engine's scheduler; decides what each connection fetches next.
 
-It pulls records from the (lazy) source only while it has room for them, keeps a
+It takes work from a ``Frontier`` only while it has room for it, keeps a
 queue per origin, opens connections within the global and per-origin limits,
 reuses idle keep-alive connections, and acts on what ``job.JobContext`` decides a
 response means (follow a redirect, retry after a backoff timer, deliver the
 result).  It enforces the whole-URL deadline and turns every URL into exactly one
-``FetchResult``.  It never parses bytes.
+``FetchResult``, reported to the frontier and to the caller.  Each URL's moves
+between stages go through ``job.Stages``, which also keeps the counts.  It never
+parses bytes.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from crawlsel.connection import Connection, IllegalTransition, State, Tracer
 from crawlsel.errors import ConnectionClosed, CrawlError
+from crawlsel.frontier import Frontier, ListFrontier
 from crawlsel.http11 import ResponseHead
-from crawlsel.job import Job, JobContext, SinkFactory, SkipCheck
+from crawlsel.job import Job, JobContext, SinkFactory, SkipCheck, Stage, Stages
 from crawlsel.loop import EventLoop, Timer
-from crawlsel.models import Config, FetchResult, InvalidLine, Target
+from crawlsel.models import Config, FetchResult
 from crawlsel.resolver import Answer, Resolver, family_for, pinned_for
-from crawlsel.sources import WaitForInput
+from crawlsel.sources import Record
 
 if TYPE_CHECKING:
     import ssl
@@ -77,13 +80,9 @@ class Dispatcher:
         self._origins: dict[tuple[str, str, int], _Origin] = {}
         self._idle: OrderedDict[Connection, None] = OrderedDict()  # least recently used first
         self._starved: deque[_Origin] = deque()  # origins waiting for a global slot
-        self._source: Iterator[Target | InvalidLine | WaitForInput] = iter(())
-        self._source_done = False
-        self._waiting_input: WaitForInput | None = None
-        self._expected = 0  # records that will give a result (not repeated URLs)
-        self._queued = 0  # jobs in origin queues
-        self._active = 0  # jobs on connections
-        self._backing_off = 0  # jobs waiting for a retry timer
+        self._frontier: Frontier = ListFrontier(())
+        self._waiting_fd: int | None = None  # the frontier's input, watched by the loop
+        self._stages = Stages()
         self._open = 0
         self._stopping = False
         # Read ahead far enough to find other origins' URLs while one origin is at its limit.
@@ -100,15 +99,16 @@ class Dispatcher:
 
     @property
     def total(self) -> int | None:
-        """How many results the run will give, once the whole list has been read."""
-        return self._expected if self._source_done else None
+        """How many results the run will give, once the frontier knows."""
+        return self._frontier.total
 
     # --- running -------------------------------------------------------------
 
-    def run(self, records: Iterable[Target | InvalidLine | WaitForInput]) -> None:
+    def run(self, work: Frontier | Iterable[Record]) -> None:
         """Fetch everything; on any exception (Ctrl-C) close and discard what is partial."""
-        self._source = iter(records)
-        self._source_done = False
+        if not isinstance(work, Frontier):
+            work = ListFrontier(work, dedupe=self.config.dedupe)
+        self._frontier = work
         self._loop.call_soon(self._fill)
         try:
             self._loop.run(keep_alive=lambda: self._resolver.busy)
@@ -125,9 +125,9 @@ class Dispatcher:
         for answered, _, _ in self._completed:
             answered.reset()  # interrupted before it was saved: no partial file survives
         self._completed.clear()
-        if self._waiting_input is not None:
-            self._loop.unregister(self._waiting_input.fd)
-            self._waiting_input = None
+        if self._waiting_fd is not None:
+            self._loop.unregister(self._waiting_fd)
+            self._waiting_fd = None
         for origin in self._origins.values():
             for conn in list(origin.conns):
                 for job in conn.exchanges:
@@ -136,37 +136,32 @@ class Dispatcher:
                 conn.close()
 
     def _fill(self) -> None:
-        """Read records from the source while there is room for them, a slice at a time."""
+        """Take work from the frontier while there is room for it, a slice at a time."""
+        frontier = self._frontier
         budget = FILL_SLICE
-        while (
-            not self._source_done
-            and not self._stopping
-            and self._waiting_input is None
-            and self._queued < self._max_queued
-        ):
+        while not self._stopping and self._waiting_fd is None and frontier.ready:
+            room = self._max_queued - self._stages[Stage.QUEUED]
+            if room <= 0:
+                break
             if not budget:
                 if self._fill_timer is None:
                     # A zero delay timer runs after the next poll of the selector.
                     self._fill_timer = self._loop.call_later(0.0, self._next_slice)
                 break
-            budget -= 1
-            try:
-                record = next(self._source)
-            except StopIteration:
-                self._source_done = True
-                break
-            if isinstance(record, WaitForInput):
-                # A pipe with no complete line yet: wait for it in the selector.
-                self._waiting_input = record
-                self._loop.register(record.fd, 1, _InputWaiter(self))
-                break
-            admitted = self._context.admit(record)
-            if admitted is not None:
-                self._expected += 1
-            if isinstance(admitted, Job):
-                self._enqueue(admitted)
-            elif admitted is not None:
-                self._on_result(admitted)  # an invalid line, or a page already saved
+            taken = min(budget, room)
+            budget -= taken
+            for record in frontier.take(taken):
+                admitted = self._context.admit(record)
+                if isinstance(admitted, Job):
+                    self._enqueue(admitted)
+                else:  # an invalid line, or a page already saved
+                    frontier.finished(admitted)
+                    self._on_result(admitted)
+        fd = frontier.wait_fd
+        if fd is not None and self._waiting_fd is None and not self._stopping:
+            # A pipe with no complete line yet: wait for it in the selector.
+            self._waiting_fd = fd
+            self._loop.register(fd, 1, _InputWaiter(self))
         self._maybe_finish()
 
     def _next_slice(self) -> None:
@@ -174,9 +169,10 @@ class Dispatcher:
         self._fill()
 
     def input_ready(self) -> None:
-        assert self._waiting_input is not None
-        self._loop.unregister(self._waiting_input.fd)
-        self._waiting_input = None
+        assert self._waiting_fd is not None
+        self._loop.unregister(self._waiting_fd)
+        self._waiting_fd = None
+        self._frontier.input_ready()
         self._fill()
 
     def _enqueue(self, job: Job, *, front: bool = False) -> None:
@@ -184,21 +180,15 @@ class Dispatcher:
         origin = self._origins.get(key)
         if origin is None:
             origin = self._origins[key] = _Origin(key)
+        self._stages.move(job, Stage.QUEUED)
         if front:
             origin.queue.appendleft(job)
         else:
             origin.queue.append(job)
-        self._queued += 1
         self._schedule(origin)
 
     def _maybe_finish(self) -> None:
-        if (
-            self._source_done
-            and not self._queued
-            and not self._active
-            and not self._backing_off
-            and not self._completed
-        ):
+        if self._frontier.exhausted:
             for conn in list(self._idle):
                 self._retire(conn)
 
@@ -214,13 +204,18 @@ class Dispatcher:
                 _, host, port = origin.key
                 self._resolver.lookup(host, port, lambda answer: self._resolved(origin, answer))
             return
+        queue = origin.queue
         if isinstance(origin.addresses, CrawlError):
-            while origin.queue:
-                self._queued -= 1
-                self._fail(origin.queue.popleft(), origin.addresses)
+            while queue:
+                job = queue.popleft()
+                if job.stage is Stage.QUEUED:
+                    self._fail(job, origin.addresses)
             return
         config = self.config
-        while origin.queue:
+        while queue:
+            if queue[0].stage is not Stage.QUEUED:
+                queue.popleft()  # ended while queued (--timeout): left here to be dropped
+                continue
             conn = self._pick_connection(origin)
             if conn is None:
                 if len(origin.conns) >= config.per_host:
@@ -231,7 +226,7 @@ class Dispatcher:
                             self._starved.append(origin)
                         return
                 conn = self._connect(origin)
-            self._start(conn, origin.queue.popleft())
+            self._start(conn, queue.popleft())
 
     def _pick_connection(self, origin: _Origin) -> Connection | None:
         if not self.config.keep_alive:
@@ -292,8 +287,7 @@ class Dispatcher:
         return self._tls
 
     def _start(self, conn: Connection, job: Job) -> None:
-        self._queued -= 1
-        self._active += 1
+        self._stages.move(job, Stage.SENT)
         if not job.started:
             job.started = time.monotonic()
             job.deadline = self._loop.call_later(self.config.timeout, self._expire, job)
@@ -338,7 +332,7 @@ class Dispatcher:
             self._loop.call_soon(self._respond_completed)
         for job, head in completed:
             assert isinstance(job, Job)
-            self._active -= 1
+            self._stages.move(job, Stage.ANSWERED)
             job.conn = None
             self._completed.append((job, head, conn.fd))
         # The connection gets its next request before these pages are saved and
@@ -384,7 +378,6 @@ class Dispatcher:
         origin = self._origins[conn.origin]
         again: list[Job] = []
         for i, job in enumerate(exchanges):
-            self._active -= 1
             job.conn = None
             if job.expired:
                 self._fail(job, self._context.timeout_error())
@@ -397,8 +390,8 @@ class Dispatcher:
                 job.attempts -= 1
                 again.append(job)
         for job in reversed(again):
+            self._stages.move(job, Stage.QUEUED)
             origin.queue.appendleft(job)
-            self._queued += 1
         self._schedule(origin)
         self._wake_starved()
         self._fill()
@@ -438,11 +431,10 @@ class Dispatcher:
             self._fail(job, error)
 
     def _back_off(self, job: Job, delay: float) -> None:
-        self._backing_off += 1
+        self._stages.move(job, Stage.WAITING)
         job.retry_timer = self._loop.call_later(delay, self._retry_now, job)
 
     def _retry_now(self, job: Job) -> None:
-        self._backing_off -= 1
         job.retry_timer = None
         job.resends = 0
         self._enqueue(job, front=True)
@@ -452,23 +444,22 @@ class Dispatcher:
         job.deadline = None
         job.expired = True
         error = self._context.timeout_error()
-        conn = job.conn
-        if conn is not None and conn.state is not State.CLOSED:
-            conn.abort(error)  # connection_lost fails the job
-        elif conn is not None:
-            # Held by a connection that closed without telling (a bug): end it here.
-            job.conn = None
-            self._active -= 1
-            self._fail(job, error)
-        elif job.retry_timer is not None:
+        stage = job.stage
+        if stage is Stage.SENT:
+            conn = job.conn
+            if conn is not None and conn.state is not State.CLOSED:
+                conn.abort(error)  # connection_lost fails the job
+            else:
+                # Held by a connection that closed without telling (a bug): end it here.
+                job.conn = None
+                self._fail(job, error)
+        elif stage is Stage.WAITING:
             job.retry_timer.cancel()
             job.retry_timer = None
-            self._backing_off -= 1
             self._fail(job, error)
-        elif job in self._origins[job.current.origin].queue:
-            self._origins[job.current.origin].queue.remove(job)
-            self._queued -= 1
-            self._fail(job, error)
+        elif stage is Stage.QUEUED:
+            self._fail(job, error)  # _schedule drops it from its queue
+        # ANSWERED: its response is acted on this turn; DONE: nothing left to end.
         self._fill()
 
     # --- results -------------------------------------------------------------
@@ -477,9 +468,11 @@ class Dispatcher:
         self._deliver(job, self._context.failure(job, error, status=status))
 
     def _deliver(self, job: Job, result: FetchResult) -> None:
+        self._stages.move(job, Stage.DONE)
         if job.deadline is not None:
             job.deadline.cancel()
             job.deadline = None
+        self._frontier.finished(result)
         self._on_result(result)
         self._maybe_finish()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from enum import Enum
 from typing import Any, Protocol
 from urllib.parse import urljoin
 
@@ -25,9 +26,8 @@ from crawlsel.errors import (
     Timeout,
     TooLarge,
 )
-from crawlsel.hashtable import HashSet64
 from crawlsel.http11 import RequestTemplate, ResponseHead
-from crawlsel.models import Config, FetchResult, InvalidLine, Target
+from crawlsel.models import Config, FetchResult, InvalidLine, Target, request_key
 from crawlsel.sources import parse_url
 from crawlsel.urls import normalize
 
@@ -52,10 +52,61 @@ Retry = tuple[str, float]
 Done = tuple[str, FetchResult]
 
 
+class Stage(Enum):
+    """Where a URL is in the select engine; ``Stages.move`` is the only way between them."""
+
+    NEW = "new"
+    QUEUED = "queued"  # in its origin's queue
+    SENT = "sent"  # on a connection
+    ANSWERED = "answered"  # its response is complete, not yet acted on
+    WAITING = "waiting"  # for a retry timer
+    DONE = "done"  # its one record is given
+
+
+# Every move a URL may make.  Anything else is a bug, raised where it happens
+# instead of surfacing later as a URL without a record.
+MOVES: dict[Stage, frozenset[Stage]] = {
+    Stage.NEW: frozenset({Stage.QUEUED, Stage.DONE}),
+    Stage.QUEUED: frozenset({Stage.SENT, Stage.DONE}),  # started; expired or unresolvable
+    # answered; sent again; retried after an error; failed or expired
+    Stage.SENT: frozenset({Stage.ANSWERED, Stage.QUEUED, Stage.WAITING, Stage.DONE}),
+    Stage.ANSWERED: frozenset({Stage.QUEUED, Stage.WAITING, Stage.DONE}),  # redirect; retry; final
+    Stage.WAITING: frozenset({Stage.QUEUED, Stage.DONE}),
+    Stage.DONE: frozenset(),
+}
+
+
+class IllegalMove(AssertionError):
+    """A job was moved in a way MOVES does not allow (a bug in the caller)."""
+
+
+class Stages:
+    """How many jobs are at each stage, kept by the moves themselves (not by hand)."""
+
+    __slots__ = ("_counts",)
+
+    def __init__(self) -> None:
+        self._counts = dict.fromkeys(Stage, 0)
+
+    def move(self, job: Job, to: Stage) -> None:
+        stage = job.stage
+        if to not in MOVES[stage]:
+            raise IllegalMove(f"{job.current.url}: {stage.value} -> {to.value}")
+        counts = self._counts
+        if stage is not Stage.NEW:  # jobs are made outside: NEW is not counted
+            counts[stage] -= 1
+        counts[to] += 1
+        job.stage = to
+
+    def __getitem__(self, stage: Stage) -> int:
+        return self._counts[stage]
+
+
 class Job:
     """One URL on its way through the run; the ``Exchange`` a connection carries."""
 
     __slots__ = (
+        "stage",
         "target",
         "current",
         "method",
@@ -78,6 +129,7 @@ class Job:
     )
 
     def __init__(self, target: Target, context: JobContext) -> None:
+        self.stage = Stage.NEW
         self.target = target  # as listed: names the saved file
         self.current = target  # after redirects
         self.method = context.method
@@ -154,7 +206,6 @@ class JobContext:
         self.method = config.method
         self.open_sink = open_sink
         self._skip = skip
-        self._seen = HashSet64()  # requests admitted, for dedupe: 16 bytes a URL
         encoding = "gzip, deflate" if config.compressed else "identity"
         self._template = RequestTemplate(config.user_agent, config.headers, encoding)
         self._template_no_credentials = RequestTemplate(
@@ -163,16 +214,14 @@ class JobContext:
             encoding,
         )
 
-    def admit(self, record: Target | InvalidLine) -> Job | FetchResult | None:
-        """A record of the URL list becomes a job, an immediate result (an invalid
-        line, a page already saved), or nothing (a URL listed before)."""
+    def admit(self, record: Target | InvalidLine) -> Job | FetchResult:
+        """A record of the frontier becomes a job, or an immediate result (an
+        invalid line, a page already saved)."""
         if isinstance(record, InvalidLine):
             where = f"{record.source}, line {record.line}: " if record.line else ""
             return FetchResult(
                 url=record.text, error=f"{where}{record.reason}", error_kind="invalid_url", index=record.index
             )
-        if self.config.dedupe and not self._seen.add(request_key(record)):
-            return None
         if self._skip is not None:
             existing = self._skip(record)
             if existing is not None:
@@ -296,11 +345,6 @@ class JobContext:
             index=job.target.index,
             attempts=job.attempts,
         )
-
-
-def request_key(target: Target) -> tuple[str, str, int, str]:
-    """What makes two URLs the same request."""
-    return (target.scheme, target.host, target.port, target.target)
 
 
 def status_message(head: ResponseHead, config: Config) -> str:

@@ -40,6 +40,11 @@ class Target(NamedTuple):
         return host
 
 
+def request_key(target: Target) -> tuple[str, str, int, str]:
+    """What makes two URLs the same request (their request-targets are normalised)."""
+    return (target.scheme, target.host, target.port, target.target)
+
+
 class InvalidLine(NamedTuple):
     """A line of a URL list that is not a URL crawlsel can fetch."""
 

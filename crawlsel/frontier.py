@@ -1,0 +1,147 @@
+"""The frontier: the one place a run gets its work from and reports each URL's end to.
+
+The dispatcher asks ``take(room)`` when it has room, and tells ``finished`` when a
+URL ended with its one record; ``add`` puts newly found URLs in (crawl mode);
+``exhausted`` says the run is over: nothing queued, nothing handed out and
+unfinished, no source still open.  When a source is open but has nothing yet (a
+pipe), ``wait_fd`` names a descriptor the loop watches, and ``input_ready`` is
+called when it is readable: work that arrives from outside wakes the loop.
+
+``ListFrontier`` is ``fetch``'s: URL lists read lazily, each URL once.  An on-disk
+frontier (resumable crawls) or a shared one (Redis) is another class with these
+methods; the dispatcher does not change.  Nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import Protocol, runtime_checkable
+
+from crawlsel.hashtable import HashSet64
+from crawlsel.models import FetchResult, InvalidLine, Target, request_key
+from crawlsel.sources import Record, WaitForInput
+
+Work = Target | InvalidLine  # an invalid line is handed out too: it ends with a record
+
+
+@runtime_checkable
+class Frontier(Protocol):
+    def take(self, room: int) -> list[Work]:
+        """At most ``room`` records to start now; fewer (or none) when no more are ready."""
+        ...
+
+    @property
+    def ready(self) -> bool:
+        """Whether ``take`` may return more now (without waiting for ``wait_fd``)."""
+        ...
+
+    @property
+    def wait_fd(self) -> int | None:
+        """A descriptor to watch before more work can be taken, or None."""
+        ...
+
+    def input_ready(self) -> None:
+        """``wait_fd`` became readable."""
+        ...
+
+    def add(self, target: Target) -> bool:
+        """Queue a URL found during the run; False if it was seen before."""
+        ...
+
+    def finished(self, result: FetchResult) -> None:
+        """A URL handed out by ``take`` ended with ``result``."""
+        ...
+
+    @property
+    def exhausted(self) -> bool: ...
+
+    @property
+    def total(self) -> int | None:
+        """How many records the run will give, once that is known."""
+        ...
+
+
+class ListFrontier:
+    """URL lists read as room appears (a list of a million URLs is never held),
+    URLs found later queued before the rest of the list, each request once."""
+
+    __slots__ = ("_source", "_open", "_waiting", "_found", "_seen", "_dedupe", "_handed", "_unfinished")
+
+    def __init__(self, records: Iterable[Record], *, dedupe: bool = True) -> None:
+        self._source: Iterator[Record] = iter(records)
+        self._open = True
+        self._waiting: WaitForInput | None = None
+        self._found: deque[Target] = deque()  # added during the run
+        self._seen = HashSet64()  # requests handed out, for dedupe: 16 bytes a URL
+        self._dedupe = dedupe
+        self._handed = 0
+        self._unfinished = 0
+
+    def take(self, room: int) -> list[Work]:
+        """Read at most ``room`` records; the repeats among them are dropped.
+
+        A SourceError (a list that became unreadable) propagates to the run.
+        """
+        taken: list[Work] = []
+        found = self._found
+        while found and len(taken) < room:
+            taken.append(found.popleft())
+        reads = room - len(taken)
+        seen = self._seen
+        while reads > 0 and self._open and self._waiting is None:
+            reads -= 1
+            try:
+                record = next(self._source)
+            except StopIteration:
+                self._open = False
+                break
+            if isinstance(record, WaitForInput):
+                self._waiting = record
+                break
+            if isinstance(record, Target) and self._dedupe and not seen.add(request_key(record)):
+                continue
+            taken.append(record)
+        self._handed += len(taken)
+        self._unfinished += len(taken)
+        return taken
+
+    @property
+    def ready(self) -> bool:
+        return bool(self._found) or (self._open and self._waiting is None)
+
+    @property
+    def wait_fd(self) -> int | None:
+        return None if self._waiting is None else self._waiting.fd
+
+    def input_ready(self) -> None:
+        self._waiting = None
+
+    def add(self, target: Target) -> bool:
+        if self._dedupe and not self._seen.add(request_key(target)):
+            return False
+        self._found.append(target)
+        return True
+
+    def finished(self, result: FetchResult) -> None:
+        self._unfinished -= 1
+
+    @property
+    def exhausted(self) -> bool:
+        return not self._open and not self._found and self._unfinished == 0
+
+    @property
+    def total(self) -> int | None:
+        return None if self._open or self._found else self._handed
+
+
+def blocking_records(frontier: Frontier, slice_size: int = 256) -> Iterator[Work | WaitForInput]:
+    """A frontier as the records a blocking engine reads one by one, waiting included."""
+    while True:
+        yield from frontier.take(slice_size)
+        fd = frontier.wait_fd
+        if fd is not None:
+            yield WaitForInput(fd)  # the engine blocks on it
+            frontier.input_ready()
+        elif not frontier.ready:
+            return

@@ -7,12 +7,9 @@ maps outcomes to exit codes.
 
 from __future__ import annotations
 
-import importlib
 import ipaddress
 import os
 import re
-import resource
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,16 +17,15 @@ from typing import Any
 import click
 
 from crawlsel import __version__
-from crawlsel.dispatcher import Dispatcher
 from crawlsel.engines import ENGINES
 from crawlsel.errors import ExitStatus, InvalidURL, SourceError
-from crawlsel.frontier import ListFrontier, blocking_records
+from crawlsel.frontier import ListFrontier
 from crawlsel.http11 import ResponseHead
-from crawlsel.loop import EventLoop
 from crawlsel.models import DEFAULT_USER_AGENT, Config, FetchResult, InvalidLine, Target
-from crawlsel.report import RunReport, TraceWriter, printable
+from crawlsel.report import RunReport, printable
+from crawlsel.run import Run
 from crawlsel.sources import check_readable, parse_url, read_targets
-from crawlsel.writer import OrderedOutput, PageWriter
+from crawlsel.writer import OrderedOutput
 
 EXIT_CODES_HELP = """\b
 Exit status:
@@ -338,35 +334,19 @@ def fetch(
                 check_readable(name)
             except SourceError as exc:
                 _usage_exit(str(exc))
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        _usage_exit(f"cannot create output folder {output_dir}: {exc.strerror or exc}")
-    if not os.access(output_dir, os.W_OK | os.X_OK):
-        _usage_exit(f"cannot write to output folder {output_dir}: permission denied")
     config = _config(
-        common, output_dir=output_dir, concurrency=concurrency, per_host=per_host, keep_alive=keep_alive
+        common,
+        output_dir=output_dir,
+        concurrency=concurrency,
+        per_host=per_host,
+        keep_alive=keep_alive,
+        skip_existing=skip_existing,
     )
     trace = common["trace"]
     report = RunReport(
         json_out=sys.stdout if json_lines else None, quiet=quiet, progress=not (no_progress or trace)
     )
-    writer = PageWriter(config.output_dir)
-
-    def on_result(result: FetchResult) -> None:
-        writer.forget(result.url)  # a URL that failed before saving leaves no name behind
-        report.on_result(result)
-
-    status = _run(
-        config,
-        read_targets(sources),
-        writer.open,
-        on_result,
-        report,
-        prepare=writer.prepare if not skip_existing else writer.existing,
-        trace=trace,
-        engine=engine,
-    )
+    status = _run(config, read_targets(sources), report.on_result, report, trace=trace, engine=engine)
     sys.exit(status)
 
 
@@ -460,7 +440,9 @@ def get(
             click.echo(f"crawlsel: {printable(result.url)}: {printable(result.error)}", err=True)
         output.finished(result.index)
 
-    status = _run(config, _argument_targets(urls), open_sink, on_result, report, trace=common["trace"])
+    status = _run(
+        config, _argument_targets(urls), on_result, report, open_sink=open_sink, trace=common["trace"]
+    )
     if output_file:
         stream.close()
     if output.closed:
@@ -572,107 +554,38 @@ def _usage_exit(message: str) -> None:
     sys.exit(ExitStatus.USAGE)
 
 
-def _fit_open_files(config: Config) -> Config:
-    """Raise the soft open-file limit to what --concurrency needs, or clamp concurrency."""
-    needed = config.concurrency + 64  # stdio, selector, wake-up pair, resolver, files being written
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-        except (ValueError, OSError):
-            pass
-        if soft < needed:
-            clamped = max(1, soft - 64)
-            click.echo(
-                f"crawlsel: warning: the open-file limit is {soft}; "
-                f"--concurrency lowered from {config.concurrency} to {clamped}",
-                err=True,
-            )
-            return config._replace(concurrency=clamped, per_host=min(config.per_host, clamped))
-    return config
-
-
 def _run(
     config: Config,
     records: Any,
-    open_sink: Any,
     on_result: Any,
     report: RunReport,
     *,
-    prepare: Any = None,
+    open_sink: Any = None,
     trace: bool = False,
     engine: str = "select",
 ) -> int:
-    config = _fit_open_files(config)
-    if engine != "select":
-        return _run_other_engine(engine, config, records, open_sink, on_result, report, prepare)
-    loop = EventLoop()
-    state = {"interrupted": False}
-
-    def stop_on_output_closed(result: FetchResult) -> None:
-        on_result(result)
-        if report.json_closed:
-            dispatcher.stop()
-
-    dispatcher = Dispatcher(
-        loop, config, open_sink, stop_on_output_closed, skip=prepare, trace=TraceWriter() if trace else None
+    """Run the records through a ``Run``; the outcome becomes a summary and an exit status."""
+    run = Run(
+        config,
+        ListFrontier(records, dedupe=config.dedupe),
+        on_result,
+        open_sink=open_sink,
+        engine=engine,
+        trace=trace,
+        tick=report.tick if report.live else None,
+        stop_when=lambda: report.json_closed,
+        warn=lambda message: click.echo(f"crawlsel: warning: {message}", err=True),
     )
-
-    def interrupt(signum: int, frame: object) -> None:
-        # First Ctrl-C (or SIGTERM): stop starting requests, clean up, summarise.
-        # A second one gets the default action and ends the process at once.
-        state["interrupted"] = True
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        dispatcher.stop()
-
-    def refresh() -> None:
-        report.tick(dispatcher.open_connections, dispatcher.total)
-        ticker[0] = loop.call_later(0.1, refresh, background=True)
-
-    ticker = [loop.call_later(0.1, refresh, background=True)] if report.live else []
-    previous = _install_signals(interrupt, loop)
-    try:
-        dispatcher.run(records)
-    except SourceError as exc:
-        return _source_failed(report, exc)
-    finally:
-        if ticker:
-            ticker[0].cancel()
-        _restore_signals(previous)
-        loop.close()
-    return _summarise(report, state["interrupted"], dispatcher.connections_by_host)
+    outcome = run.execute()
+    if outcome.usage_error is not None:
+        return _usage_failed(report, outcome.usage_error)
+    return _summarise(report, outcome.interrupted, outcome.connections_by_host or None)
 
 
-def _run_other_engine(
-    engine: str, config: Config, records: Any, open_sink: Any, on_result: Any, report: RunReport, prepare: Any
-) -> int:
-    """The blocking, threads and coroutine engines (crawlsel compare's other models)."""
-    module = importlib.import_module(f"crawlsel.engines.{engine}")
-
-    def terminate(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    interrupted = False
-    try:
-        frontier = ListFrontier(records, dedupe=config.dedupe)
-        module.run(config, blocking_records(frontier), open_sink, on_result, prepare)
-    except SourceError as exc:
-        return _source_failed(report, exc)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    return _summarise(report, interrupted)
-
-
-def _source_failed(report: RunReport, exc: SourceError) -> int:
-    """A URL list became unreadable in the middle of the run: a usage error."""
+def _usage_failed(report: RunReport, message: str) -> int:
+    """An unusable output folder, or a URL list unreadable in the middle of the run."""
     report.close(summary=False)
-    click.echo(f"crawlsel: error: {exc}", err=True)
+    click.echo(f"crawlsel: error: {printable(message)}", err=True)
     return ExitStatus.USAGE
 
 
@@ -682,23 +595,3 @@ def _summarise(report: RunReport, interrupted: bool, connections: dict[str, int]
     if interrupted:
         return ExitStatus.INTERRUPTED
     return ExitStatus.FAILED if report.failed or report.json_closed else ExitStatus.OK
-
-
-def _install_signals(handler: Any, loop: EventLoop) -> Any:
-    try:
-        previous = (signal.signal(signal.SIGINT, handler), signal.signal(signal.SIGTERM, handler))
-    except ValueError:  # not the main thread: leave signals alone
-        return None
-    loop.wake_on_signals()
-    return previous
-
-
-def _restore_signals(previous: Any) -> None:
-    if previous is not None:
-        signal.signal(signal.SIGINT, previous[0])
-        signal.signal(signal.SIGTERM, previous[1])
-        signal.set_wakeup_fd(-1)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

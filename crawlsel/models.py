@@ -83,6 +83,7 @@ class Config(NamedTuple):
     compressed: bool = True
     dedupe: bool = True  # fetch a URL listed twice only once
     method: str = "GET"
+    skip_existing: bool = False  # a page already under output_dir is not fetched again
     raw_heads: bool = False  # keep each head as received (get -i prints it)
 
 

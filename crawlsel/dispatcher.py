@@ -21,11 +21,12 @@ from crawlsel.connection import Connection, IllegalTransition, State, Tracer
 from crawlsel.errors import ConnectionClosed, CrawlError
 from crawlsel.frontier import Frontier, ListFrontier
 from crawlsel.http11 import ResponseHead
-from crawlsel.job import Job, JobContext, SinkFactory, SkipCheck, Stage, Stages
+from crawlsel.job import Done, Job, JobContext, Redirect, Retry, Save, SinkFactory, SkipCheck, Stage, Stages
 from crawlsel.loop import EventLoop, Timer
 from crawlsel.models import Config, FetchResult
 from crawlsel.resolver import Answer, Resolver, family_for, pinned_for
 from crawlsel.sources import Record
+from crawlsel.writer import commit_page
 
 if TYPE_CHECKING:
     import ssl
@@ -415,20 +416,23 @@ class Dispatcher:
     # --- what a response means (the policy is in job.py) -----------------------
 
     def _respond(self, job: Job, head: ResponseHead) -> None:
-        kind, value = self._context.outcome(job, head)
-        if kind == "redirect":
-            self._enqueue(job, front=True)
-        elif kind == "retry":
-            self._back_off(job, value)  # type: ignore[arg-type]
-        else:
-            self._deliver(job, value)  # type: ignore[arg-type]
+        match self._context.outcome(job, head):
+            case Save():
+                path, error = commit_page(job)
+                self._deliver(job, self._context.saved(job, head, path, error))
+            case Redirect():
+                self._enqueue(job, front=True)
+            case Retry(delay=delay):
+                self._back_off(job, delay)
+            case Done(result=result):
+                self._deliver(job, result)
 
     def _error(self, job: Job, error: CrawlError) -> None:
-        kind, value = self._context.error_outcome(job, error)
-        if kind == "retry" and not self._stopping:
-            self._back_off(job, value)  # type: ignore[arg-type]
-        else:
-            self._fail(job, error)
+        match self._context.error_outcome(job, error):
+            case Retry(delay=delay) if not self._stopping:
+                self._back_off(job, delay)
+            case _:
+                self._fail(job, error)
 
     def _back_off(self, job: Job, delay: float) -> None:
         self._stages.move(job, Stage.WAITING)

@@ -3,7 +3,9 @@
 Shared by every engine: ``Job`` is the exchange a connection carries (its head and
 body go to a decoder and a sink); ``JobContext`` holds the run's policy: whether a
 response is final, where a redirect leads, how long to back off before a retry,
-and which ``FetchResult`` a URL ends with.  Nothing here does I/O.
+and which ``FetchResult`` a URL ends with, as small frozen outcome values.
+Nothing here does I/O: a final response's page is committed by the caller
+(``writer.commit_page``), which then asks ``saved`` for the URL's record.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 from urllib.parse import urljoin
@@ -46,10 +49,37 @@ class Sink(Protocol):
 SinkFactory = Callable[[Target, ResponseHead], "Sink | None"]
 SkipCheck = Callable[[Target], "str | None"]  # the saved file of a URL, to skip it
 
-# What a finished exchange leads to: follow a redirect, retry after a delay, or done.
-Redirect = tuple[str, Target]
-Retry = tuple[str, float]
-Done = tuple[str, FetchResult]
+# What a finished exchange leads to.
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """Follow it: the job now points at ``target``."""
+
+    target: Target
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Send the request again after ``delay`` seconds."""
+
+    delay: float
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """The URL ends with this record."""
+
+    result: FetchResult
+
+
+@dataclass(frozen=True, slots=True)
+class Save:
+    """The URL's last response: commit its page (``writer.commit_page``), then ``saved``."""
+
+
+SAVE = Save()
+Outcome = Redirect | Retry | Done | Save
 
 
 class Stage(Enum):
@@ -244,45 +274,33 @@ class JobContext:
             return False
         return True
 
-    def outcome(self, job: Job, head: ResponseHead) -> Redirect | Retry | Done:
-        """What a complete response means for its URL; saves the page when final."""
-        if not job.final:
-            if head.status in REDIRECT_STATUSES:
-                try:
-                    return ("redirect", self.follow(job, head))
-                except RedirectError as exc:
-                    return ("done", self.failure(job, exc, status=head.status))
-            delay = self.retry_delay(job, head)
-            if delay is not None:
-                return ("retry", delay)
-            return (
-                "done",
-                self.failure(job, HTTPStatusError(status_message(head, self.config)), status=head.status),
-            )
-        error: CrawlError | None = None
-        path = None
-        try:
-            if job.decoder is not None:
-                job.decoder.finish()
-            if head.status >= 300:
-                error = HTTPStatusError(status_message(head, self.config))
-            if job.sink is not None:
-                path = job.sink.commit()
-                job.sink = None
-        except CrawlError as exc:
-            error = exc
-        if error is not None and job.sink is not None:
-            job.sink.discard()
-            job.sink = None
-        return ("done", self.result(job, head.status, path if error is None else None, error))
+    def outcome(self, job: Job, head: ResponseHead) -> Outcome:
+        """What a complete response means for its URL."""
+        if job.final:
+            return SAVE
+        if head.status in REDIRECT_STATUSES:
+            try:
+                return Redirect(self.follow(job, head))
+            except RedirectError as exc:
+                return Done(self.failure(job, exc, status=head.status))
+        delay = self.retry_delay(job, head)
+        if delay is not None:
+            return Retry(delay)
+        return Done(self.failure(job, HTTPStatusError(status_message(head, self.config)), status=head.status))
+
+    def saved(self, job: Job, head: ResponseHead, path: str | None, error: CrawlError | None) -> FetchResult:
+        """The record of a final response whose page was committed at ``path`` (or failed)."""
+        if error is None and head.status >= 300:
+            error = HTTPStatusError(status_message(head, self.config))
+        return self.result(job, head.status, path if error is None else None, error)
 
     def error_outcome(self, job: Job, error: CrawlError) -> Retry | Done:
         """What a failed exchange means: a retry after a delay, or the URL's end."""
         if isinstance(error, RETRY_ERRORS):
             delay = self.retry_delay(job, None)
             if delay is not None:
-                return ("retry", delay)
-        return ("done", self.failure(job, error))
+                return Retry(delay)
+        return Done(self.failure(job, error))
 
     def follow(self, job: Job, head: ResponseHead) -> Target:
         """The redirect's target, with the job moved to it; RedirectError if refused."""

@@ -13,14 +13,17 @@ import itertools
 import os
 import re
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
-from crawlsel.errors import WriteError
+from crawlsel.errors import CrawlError, WriteError
 from crawlsel.hashtable import HashMap64, fingerprint
 from crawlsel.http11 import ResponseHead
 from crawlsel.models import DEFAULT_PORTS, Target
 from crawlsel.urls import normalize_escapes, remove_dot_segments
+
+if TYPE_CHECKING:
+    from crawlsel.job import Job
 
 INDEX_NAME = "index.html"  # the name wget and curl's --create-dirs users expect for "/"
 MAX_NAME_BYTES = 200  # below every common file system's 255, leaving room for the temp suffix
@@ -418,3 +421,20 @@ class _OutputPart:
         if self._spool is not None:
             self._spool.close()
             self._spool = None
+
+
+def commit_page(job: Job) -> tuple[str | None, CrawlError | None]:
+    """Finish the page of a URL's last response: the body must have decoded to its
+    end, then the file takes its final name.  (path, None), or (None, the error)
+    with the partial file removed: nothing partial stands under a final name."""
+    try:
+        if job.decoder is not None:
+            job.decoder.finish()
+        path = job.sink.commit() if job.sink is not None else None
+        job.sink = None
+        return path, None
+    except CrawlError as exc:
+        if job.sink is not None:
+            job.sink.discard()
+            job.sink = None
+        return None, exc

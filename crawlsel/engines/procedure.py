@@ -15,8 +15,9 @@ from typing import Any, NamedTuple
 
 from crawlsel.errors import ConnectionClosed, CrawlError
 from crawlsel.http11 import ResponseHead, ResponseParser, UnexpectedData
-from crawlsel.job import Job, JobContext
+from crawlsel.job import Done, Job, JobContext, Outcome, Redirect, Retry, Save
 from crawlsel.models import FetchResult, Target
+from crawlsel.writer import commit_page
 
 
 class Connect(NamedTuple):
@@ -49,7 +50,7 @@ Procedure = Generator[Operation, Any, FetchResult]
 def fetch(job: Job, context: JobContext) -> Procedure:
     """Everything one URL goes through; returns its ``FetchResult``."""
     job.started = time.monotonic()
-    value: Any  # a FetchResult, a retry delay, or a redirect's Target
+    outcome: Outcome
     while True:
         job.attempts += 1
         fresh = False
@@ -70,18 +71,21 @@ def fetch(job: Job, context: JobContext) -> Procedure:
                     ):
                         fresh = True  # the server had closed the idle connection: not a retry
                         continue
-                kind, value = context.error_outcome(job, exc)
+                outcome = context.error_outcome(job, exc)
                 break
             yield Release(channel, reusable and context.config.keep_alive)
-            kind, value = context.outcome(job, head)
+            outcome = context.outcome(job, head)
             break
-        if kind == "done":
-            assert isinstance(value, FetchResult)
-            return value
-        if kind == "retry":
-            assert isinstance(value, float)
-            yield Sleep(value)
-        # else a redirect: the job now points at its target
+        match outcome:
+            case Save():
+                path, error = commit_page(job)
+                return context.saved(job, head, path, error)
+            case Done(result=result):
+                return result
+            case Retry(delay=delay):
+                yield Sleep(delay)
+            case Redirect():
+                pass  # the job now points at its target
 
 
 def exchange(channel: Any, job: Job) -> Generator[Operation, Any, tuple[ResponseHead, bool]]:

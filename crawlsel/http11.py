@@ -50,6 +50,11 @@ class UnexpectedData(ProtocolError):
     """Bytes arrived that answer no request: the connection must close (RFC 9112 9.6)."""
 
 
+class UnrequestedResponse(UnexpectedData):
+    """What followed the last expected response begins like a status line: a server
+    answering twice.  The responses before it stand (as curl); the connection closes."""
+
+
 class RequestTemplate:
     """Renders request bytes; the header block shared by all requests is built once."""
 
@@ -127,8 +132,8 @@ class _HeadResponseDone(Exception):
     """Raised inside httptools to stop it reading a body after a response to HEAD."""
 
 
-class _NoRequestPending(Exception):
-    """Raised inside httptools when a message starts that answers no request."""
+class _SecondResponse(Exception):
+    """Raised inside httptools when bytes that answer no request parse as a status line."""
 
 
 class ResponseParser:
@@ -155,6 +160,7 @@ class ResponseParser:
         "body_bytes",
         "_done",
         "_raw",
+        "_unrequested",
     )
 
     def __init__(self, listener: ResponseListener, raw: RawHeads | None = None) -> None:
@@ -163,6 +169,7 @@ class ResponseParser:
         self._parser = _new_parser(self)
         self._pending: deque[str] = deque()
         self._done: list[ResponseHead] = []  # completed during the current chunk
+        self._unrequested = False  # a message began that answers no request
         self._reset_message()
         self._interim_count = 0
 
@@ -196,6 +203,12 @@ class ResponseParser:
             self._raw.feed(data)
         try:
             self._feed(data)
+            if self._unrequested:
+                # A prefix of a status line that llhttp accepted so far: a second answer.
+                raise UnrequestedResponse("server sent a response that was not requested")
+        except UnrequestedResponse:
+            self._deliver()
+            raise
         except UnexpectedData:
             done = self._done
             if done and done[-1].content_length is not None:
@@ -258,8 +271,8 @@ class ResponseParser:
             self._parser = _new_parser(self)
             self._finish_message()
             return
-        if isinstance(inner, _NoRequestPending):
-            raise UnexpectedData("server sent data after the end of the response") from None
+        if isinstance(inner, _SecondResponse):
+            raise UnrequestedResponse("server sent a response that was not requested") from None
         if isinstance(inner, Exception):
             raise inner from None
         raise ProtocolError(f"invalid HTTP response: {exc}") from None
@@ -298,10 +311,15 @@ class ResponseParser:
 
     def on_message_begin(self) -> None:
         if not self._pending:
-            raise _NoRequestPending()
+            # Bytes after the last expected response: llhttp goes on, to tell a
+            # status line (on_status) from bytes that are no HTTP (its error).
+            self._unrequested = True
+            return
         self._started = True
 
     def on_status(self, reason: bytes) -> None:
+        if self._unrequested:
+            raise _SecondResponse()
         self._reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -317,6 +335,8 @@ class ResponseParser:
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if self._unrequested:
+            raise _SecondResponse()  # a status line with no reason phrase
         parser = self._parser
         status = parser.get_status_code()
         self._headers_done = True

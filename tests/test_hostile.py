@@ -447,6 +447,22 @@ def test_extra_bytes_after_a_chunked_response_close_the_connection(tmp_path: Pat
     assert server.connections == 2  # the garbage was never parsed as the next response
 
 
+def test_a_second_unrequested_response_closes_and_the_first_stands(tmp_path: Path) -> None:
+    # Issue 12: a keep-alive Content-Length: 5 response followed in the same read by
+    # a response nobody asked for. As curl: the first is saved, the connection closes,
+    # the next URL goes on a new connection.
+    twice = response(b"hello") + response(b"unasked")
+    server = ScriptedServer([[OK, ("send", twice), ("sleep", 5)], [OK, ("send", response(b"second"))]])
+    try:
+        code, records, out = fetch(tmp_path, [server.url("/a"), server.url("/b")], "--per-host", "1")
+    finally:
+        server.close()
+    assert code == 0, records
+    assert (out / f"127.0.0.1_{server.port}" / "a").read_bytes() == b"hello"
+    assert (out / f"127.0.0.1_{server.port}" / "b").read_bytes() == b"second"
+    assert server.connections == 2
+
+
 def test_connection_close_response_is_not_reused(tmp_path: Path) -> None:
     server = ScriptedServer([[OK, ("send", response(b"x", headers=("Connection: close",)))]])
     try:

@@ -7,7 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crawlsel.errors import ConnectionClosed, ProtocolError
-from crawlsel.http11 import RequestTemplate, ResponseHead, ResponseParser, UnexpectedData
+from crawlsel.http11 import (
+    RequestTemplate,
+    ResponseHead,
+    ResponseParser,
+    UnexpectedData,
+    UnrequestedResponse,
+)
 from crawlsel.sources import parse_url
 
 
@@ -156,15 +162,35 @@ def test_bytes_after_connection_close_are_refused() -> None:
         parse(b"HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nEXTRA")
 
 
-@pytest.mark.parametrize("extra", [b"HTTP/1.1 200 OK\r\n", b"EXTRA"])
+@pytest.mark.parametrize("extra", [b"EXTRA", b"<html>", b"\x00\x01"])
 def test_bytes_beyond_content_length_fail_that_response(extra: bytes) -> None:
-    # In the same chunk the length is known to be wrong: the response is not complete.
+    # In the same chunk, bytes that are no status line mean the length was wrong:
+    # the response is not complete (saving it would save a truncated page).
     rec = Recorder()
     parser = ResponseParser(rec)
     parser.expect("GET")
     with pytest.raises(ProtocolError, match="more than the 12 bytes of its Content-Length"):
         parser.feed(LENGTH + extra)
     assert rec.responses == []
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+        b"HTTP/1.1 200 OK\r\n",
+        b"HTTP/1.1 204\r\n\r\n",  # no reason phrase
+        b"HTTP/1.",  # a status line cut by the end of the read
+    ],
+)
+def test_a_second_unrequested_response_leaves_the_first_standing(extra: bytes) -> None:
+    # Issue 12: a server answering twice. curl saves the first response and closes.
+    rec = Recorder()
+    parser = ResponseParser(rec)
+    parser.expect("GET")
+    with pytest.raises(UnrequestedResponse):
+        parser.feed(LENGTH + extra)
+    assert [body for _, body, _ in rec.responses] == [b"body\r\n\r\nbody"]
 
 
 @pytest.mark.parametrize(

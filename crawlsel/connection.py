@@ -33,7 +33,7 @@ from crawlsel.errors import (
     ProtocolError,
     Timeout,
 )
-from crawlsel.http11 import ResponseHead, ResponseParser, UnexpectedData
+from crawlsel.http11 import BODY, HEAD, Event, ResponseHead, ResponseParser, UnexpectedData
 from crawlsel.loop import EVENT_READ, EVENT_WRITE, EventLoop, Timer
 from crawlsel.rawhead import RawHeads
 
@@ -141,7 +141,6 @@ class Connection:
         "_inflight",
         "_completed",
         "_receiving",
-        "_heads",
         "_out",
         "_mask",
         "_buf",
@@ -192,11 +191,10 @@ class Connection:
         self._listener = listener
         self._addresses = deque(addresses)
         self._sockaddr: tuple | None = None
-        self._parser = ResponseParser(self, RawHeads() if raw_heads else None)
+        self._parser = ResponseParser(RawHeads() if raw_heads else None)
         self._inflight: deque[Exchange] = deque()
         self._completed: list[tuple[Exchange, ResponseHead]] = []
         self._receiving: Any = None  # the Exchange whose response is arriving
-        self._heads = 0  # heads received for responses not yet complete
         self._out = memoryview(b"")
         self._flush_queued = False  # queued requests leave after the turn's events
         self._mask = 0
@@ -557,6 +555,7 @@ class Connection:
                 parser.feed_eof()
             except CrawlError as exc:
                 error = exc
+            error = self._act(parser.take_events()) or error
             self._deliver_completed()
             self._lose(error)
             return
@@ -572,30 +571,43 @@ class Connection:
             error = exc
         else:
             error = None
+        failed = self._act(parser.take_events())
+        if failed is not None:
+            self.reusable = False
+            error = failed  # earlier in the stream than a fault the parser found after it
         if self._completed:
             self._deliver_completed()
         if not self.reusable:
             self._lose(error)
 
-    # --- ResponseParser listener ---------------------------------------------
+    # --- acting on the parser's events, after llhttp returned ------------------
+
+    def _act(self, events: list[Event]) -> CrawlError | None:
+        """Hand heads and bodies to their exchanges; None, or what a job raised
+        (a size limit, a file that cannot be written), which ends the connection."""
+        try:
+            for kind, value in events:
+                if kind is BODY:
+                    self._receiving.on_body(value)
+                elif kind is HEAD:
+                    self.response_head(value)
+                else:
+                    self.response_complete(value)
+        except CrawlError as exc:
+            return exc
+        return None
 
     def response_head(self, head: ResponseHead) -> None:
         if self._trace:
             expected = f", {head.content_length} B expected" if head.content_length is not None else ""
             self._note(f"status {head.status}{expected}")
-        # The parser reports completions only after the whole chunk, so with
-        # pipelining the n-th head of a chunk belongs to the n-th exchange in flight.
-        self._receiving = self._inflight[self._heads]
-        self._heads += 1
+        # Events come in order: a head belongs to the oldest exchange not yet complete.
+        self._receiving = self._inflight[0]
         self._receiving.on_head(head)
-
-    def response_body(self, data: bytes) -> None:
-        self._receiving.on_body(data)
 
     def response_complete(self, head: ResponseHead) -> None:
         # The listener hears of it after this connection's state is settled
         # (see _deliver_completed).
-        self._heads -= 1
         self._completed.append((self._inflight.popleft(), head))
         self.responses += 1
         if not head.keep_alive:

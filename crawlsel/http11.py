@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any
 
 import httptools
 
@@ -122,10 +122,13 @@ class ResponseHead:
         return b", ".join(values).decode("latin-1") if values else None
 
 
-class ResponseListener(Protocol):
-    def response_head(self, head: ResponseHead) -> None: ...
-    def response_body(self, data: bytes) -> None: ...
-    def response_complete(self, head: ResponseHead) -> None: ...
+# What ``feed`` found, in order, for the caller to take with ``take_events`` and act
+# on after llhttp has returned: nothing a writer or a size check raises ever
+# travels through the C parser (as h11's next_event, not callbacks).
+HEAD = "head"  # (HEAD, ResponseHead): a final response's head
+BODY = "body"  # (BODY, bytes): body bytes, transfer framing removed
+COMPLETE = "complete"  # (COMPLETE, ResponseHead): that response ended
+Event = tuple[str, Any]
 
 
 class _HeadResponseDone(Exception):
@@ -137,15 +140,16 @@ class _SecondResponse(Exception):
 
 
 class ResponseParser:
-    """Feeds bytes of one connection to llhttp and reports responses to a listener.
+    """Feeds bytes of one connection to llhttp and records what it finds as events.
 
     Call ``expect(method)`` for every request written, in order; ``feed`` for every
-    chunk received; ``feed_eof`` when the server closed.  Errors are raised as
-    ``ProtocolError`` (or ``ConnectionClosed``); the connection must then close.
+    chunk received; ``feed_eof`` when the server closed; after each, ``take_events``
+    (also when they raised: the events before the fault stand).  Errors are raised
+    as ``ProtocolError`` (or ``ConnectionClosed``); the connection must then close.
     """
 
     __slots__ = (
-        "_listener",
+        "_events",
         "_parser",
         "_pending",
         "_started",
@@ -158,17 +162,15 @@ class ResponseParser:
         "_head_size",
         "_head",
         "body_bytes",
-        "_done",
         "_raw",
         "_unrequested",
     )
 
-    def __init__(self, listener: ResponseListener, raw: RawHeads | None = None) -> None:
-        self._listener = listener
+    def __init__(self, raw: RawHeads | None = None) -> None:
+        self._events: list[Event] = []
         self._raw = raw  # keeps the heads as sent, for get -i
         self._parser = _new_parser(self)
         self._pending: deque[str] = deque()
-        self._done: list[ResponseHead] = []  # completed during the current chunk
         self._unrequested = False  # a message began that answers no request
         self._reset_message()
         self._interim_count = 0
@@ -192,12 +194,17 @@ class ResponseParser:
     def expect(self, method: str) -> None:
         self._pending.append(method)
 
-    def feed(self, data: bytes | memoryview) -> None:
-        """Parse one chunk; complete responses are reported after the whole chunk.
+    def take_events(self) -> list[Event]:
+        """The events of the last ``feed`` or ``feed_eof``, in order; each once."""
+        events = self._events
+        self._events = []
+        return events
 
-        Reporting at the end means a listener never sends its next request while
-        bytes already received are still being parsed, and lets a Content-Length
-        response followed by more bytes in the same chunk fail instead of complete.
+    def feed(self, data: bytes | memoryview) -> None:
+        """Parse one chunk into events.
+
+        A Content-Length response followed in the same chunk by bytes that are no
+        status line fails (its length was wrong) instead of completing.
         """
         if self._raw is not None:
             self._raw.feed(data)
@@ -207,33 +214,20 @@ class ResponseParser:
                 # A prefix of a status line that llhttp accepted so far: a second answer.
                 raise UnrequestedResponse("server sent a response that was not requested")
         except UnrequestedResponse:
-            self._deliver()
             raise
         except UnexpectedData:
-            done = self._done
-            if done and done[-1].content_length is not None:
+            events = self._events
+            if events and events[-1][0] is COMPLETE and events[-1][1].content_length is not None:
                 # More bytes than the Content-Length promised: the length was
                 # wrong, so the page is not trusted (RFC 9112 6.3).
-                head = done.pop()
-                self._deliver()
+                head = events.pop()[1]
                 raise ProtocolError(
                     f"server sent more than the {head.content_length:,} bytes of its Content-Length"
                 ) from None
-            self._deliver()
             raise
-        except BaseException:
-            self._deliver()
-            raise
-        self._deliver()
-
-    def _deliver(self) -> None:
-        if self._done:
-            done, self._done = self._done, []
-            for head in done:
-                self._listener.response_complete(head)
 
     def _feed(self, data: bytes | memoryview) -> None:
-        begins_here = not self._started and not self._done
+        begins_here = not self._started and not self._events
         if not self._headers_done:
             self._head_bytes += len(data)
         try:
@@ -283,7 +277,6 @@ class ResponseParser:
         if head is not None and not self._interim:
             if head.content_length is None and not head.chunked:
                 self._finish_message()
-                self._deliver()
                 return
             if head.chunked:
                 raise ConnectionClosed(
@@ -384,7 +377,7 @@ class ResponseParser:
         self._head = head
         if self._raw is not None:
             self._record_raw(head, is_head)
-        self._listener.response_head(head)
+        self._events.append((HEAD, head))
         if is_head:
             raise _HeadResponseDone()
 
@@ -404,7 +397,7 @@ class ResponseParser:
 
     def on_body(self, data: bytes) -> None:
         self.body_bytes += len(data)
-        self._listener.response_body(data)
+        self._events.append((BODY, data))
 
     def on_message_complete(self) -> None:
         if self._interim:
@@ -421,7 +414,7 @@ class ResponseParser:
             head.raw_trailers = self._raw.take_trailers()
         self._interim_count = 0
         self._reset_message()
-        self._done.append(head)
+        self._events.append((COMPLETE, head))
 
 
 def merge_content_lengths(data: bytes) -> bytes:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Generator
 from typing import Any, NamedTuple
 
 from crawlsel.errors import ConnectionClosed, CrawlError
-from crawlsel.http11 import ResponseHead, ResponseParser, UnexpectedData
+from crawlsel.http11 import BODY, HEAD, Event, ResponseHead, ResponseParser, UnexpectedData
 from crawlsel.job import Done, Job, JobContext, Outcome, Redirect, Retry, Save
 from crawlsel.models import FetchResult, Target
 from crawlsel.writer import commit_page
@@ -89,12 +89,12 @@ def fetch(job: Job, context: JobContext) -> Procedure:
 
 
 def exchange(channel: Any, job: Job) -> Generator[Operation, Any, tuple[ResponseHead, bool]]:
-    """Send the request, feed what arrives to the parser until the response ends."""
-    answer = _Answer(job)
-    parser = ResponseParser(answer)
+    """Send the request, feed what arrives to the parser until the response ends;
+    the parser's events are acted on after it returned, as the select engine does."""
+    parser = ResponseParser()
     parser.expect(job.method)
     yield Send(channel, job.request)
-    while not answer.complete:
+    while True:
         try:
             data = yield Receive(channel)
         except ConnectionClosed as exc:
@@ -102,38 +102,30 @@ def exchange(channel: Any, job: Job) -> Generator[Operation, Any, tuple[Response
             raise
         if not data:
             parser.feed_eof()
-            return answer.done_head(), False
+            head = _act(parser.take_events(), job)
+            assert head is not None  # feed_eof raises unless the response ended
+            return head, False
         try:
             parser.feed(data)
         except UnexpectedData:
-            return answer.done_head(), False  # complete, but the connection is not reused
-    head = answer.done_head()
-    return head, head.keep_alive
+            head = _act(parser.take_events(), job)
+            assert head is not None  # bytes after a complete response
+            return head, False  # complete, but the connection is not reused
+        head = _act(parser.take_events(), job)
+        if head is not None:
+            return head, head.keep_alive
 
 
-class _Answer:
-    """Parser listener: the head and body go to the job; remembers completion."""
-
-    __slots__ = ("job", "head", "complete")
-
-    def __init__(self, job: Job) -> None:
-        self.job = job
-        self.head: ResponseHead | None = None
-        self.complete = False
-
-    def response_head(self, head: ResponseHead) -> None:
-        self.job.on_head(head)
-
-    def response_body(self, data: bytes) -> None:
-        self.job.on_body(data)
-
-    def response_complete(self, head: ResponseHead) -> None:
-        self.head = head
-        self.complete = True
-
-    def done_head(self) -> ResponseHead:
-        assert self.head is not None
-        return self.head
+def _act(events: list[Event], job: Job) -> ResponseHead | None:
+    """Give the head and body to the job; the head once the response is complete."""
+    for kind, value in events:
+        if kind is BODY:
+            job.on_body(value)
+        elif kind is HEAD:
+            job.on_head(value)
+        else:
+            return value
+    return None
 
 
 def drive(

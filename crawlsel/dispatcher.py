@@ -21,11 +21,12 @@ from crawlsel.connection import Connection, IllegalTransition, State, Tracer
 from crawlsel.errors import ConnectionClosed, CrawlError
 from crawlsel.frontier import Frontier, ListFrontier
 from crawlsel.http11 import ResponseHead
-from crawlsel.job import Done, Job, JobContext, Redirect, Retry, Save, SinkFactory, SkipCheck, Stage, Stages
+from crawlsel.job import Done, Job, JobContext, Redirect, Retry, Save, SinkFactory, SkipCheck
 from crawlsel.loop import EventLoop, Timer
 from crawlsel.models import Config, FetchResult
 from crawlsel.resolver import Answer, Resolver, family_for, pinned_for
 from crawlsel.sources import Record
+from crawlsel.stages import Stage, Stages
 from crawlsel.writer import commit_page
 
 if TYPE_CHECKING:

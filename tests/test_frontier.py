@@ -7,9 +7,10 @@ import os
 import pytest
 
 from crawlsel.frontier import Frontier, ListFrontier, blocking_records
-from crawlsel.job import IllegalMove, Job, JobContext, Stage, Stages
+from crawlsel.job import Job, JobContext
 from crawlsel.models import Config, FetchResult, InvalidLine
 from crawlsel.sources import WaitForInput, parse_url, read_targets
+from crawlsel.stages import IllegalMove, Stage, Stages
 
 
 def targets(*paths: str) -> list:

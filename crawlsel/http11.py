@@ -16,6 +16,7 @@ from typing import Any
 import httptools
 
 from crawlsel.errors import ConnectionClosed, ProtocolError
+from crawlsel.llhttp import llhttp_message, merge_content_lengths, new_parser
 from crawlsel.models import Target
 from crawlsel.rawhead import RawHeads
 
@@ -26,24 +27,6 @@ MAX_HEADER_LINE = 100 * 1024
 MAX_HEAD_BYTES = 300 * 1024
 MAX_HEADER_LINES = 5000
 MAX_INTERIM_RESPONSES = 10
-
-
-def _new_parser(listener: object) -> httptools.HttpResponseParser:
-    """llhttp with the leniencies curl has where the end of a message stays
-    unambiguous: bare LF line ends in the head (curl tests 34, 47, 1033), spaces
-    after a chunk size (RFC 9112 7.1.1 BWS), and Content-Length with chunked,
-    where chunked wins and the connection closes after (RFC 9112 6.3).  Lenient
-    headers unfold obs-fold into one space, the MUST of RFC 9112 5.2 for user
-    agents (it also stops llhttp refusing odd bytes in field values, which curl
-    accepts too; framing checks stay strict)."""
-    parser = httptools.HttpResponseParser(listener)
-    parser.set_dangerous_leniencies(
-        lenient_headers=True,
-        lenient_optional_cr_before_lf=True,
-        lenient_spaces_after_chunk_size=True,
-        lenient_chunked_length=True,
-    )
-    return parser
 
 
 class UnexpectedData(ProtocolError):
@@ -169,7 +152,7 @@ class ResponseParser:
     def __init__(self, raw: RawHeads | None = None) -> None:
         self._events: list[Event] = []
         self._raw = raw  # keeps the heads as sent, for get -i
-        self._parser = _new_parser(self)
+        self._parser = new_parser(self)
         self._pending: deque[str] = deque()
         self._unrequested = False  # a message began that answers no request
         self._reset_message()
@@ -249,11 +232,11 @@ class ResponseParser:
                 # the repeated, equal lengths made one (different ones raise).
                 merged = merge_content_lengths(bytes(data))
                 if merged != data:
-                    self._parser = _new_parser(self)
+                    self._parser = new_parser(self)
                     self._reset_message()
                     self._feed(merged)
                     return
-            raise ProtocolError(f"invalid HTTP response: {_llhttp_message(exc)}") from None
+            raise ProtocolError(f"invalid HTTP response: {llhttp_message(exc)}") from None
         if not self._headers_done and self._started and self._head_bytes > MAX_HEAD_BYTES:
             raise ProtocolError(f"response head larger than {MAX_HEAD_BYTES // 1024} KiB")
 
@@ -262,7 +245,7 @@ class ResponseParser:
         if isinstance(inner, _HeadResponseDone):
             # llhttp cannot be told that a response to HEAD has no body, so it was
             # stopped at the end of the head; it has to be replaced to go on.
-            self._parser = _new_parser(self)
+            self._parser = new_parser(self)
             self._finish_message()
             return
         if isinstance(inner, _SecondResponse):
@@ -415,41 +398,3 @@ class ResponseParser:
         self._interim_count = 0
         self._reset_message()
         self._events.append((COMPLETE, head))
-
-
-def merge_content_lengths(data: bytes) -> bytes:
-    """A head whose Content-Length fields all say one number, with one field left.
-
-    RFC 9112 6.3 lets a recipient accept ``3, 3`` or two lines of ``3`` as one
-    length, as curl does; two different numbers leave the body's end unknown.
-    """
-    end = data.find(b"\r\n\r\n")
-    end = end + 4 if end >= 0 else data.find(b"\n\n") + 2
-    if end < 2:
-        raise ProtocolError("invalid HTTP response: repeated Content-Length")
-    lines = data[:end].split(b"\n")
-    values: list[bytes] = []
-    kept: list[bytes] = []
-    for line in lines:
-        name, colon, value = line.partition(b":")
-        if colon and name.strip().lower() == b"content-length":
-            values += [v.strip() for v in value.split(b",")]
-            if len(values) > len(value.split(b",")):
-                continue  # a later Content-Length line: dropped once checked
-            line = name + b": " + values[0] + (b"\r" if line.endswith(b"\r") else b"")
-        kept.append(line)
-    if len(set(values)) != 1:
-        shown = ", ".join(v.decode("latin-1") for v in dict.fromkeys(values))
-        raise ProtocolError(f"invalid HTTP response: different Content-Length values ({shown})")
-    return b"\n".join(kept) + data[end:]
-
-
-def _llhttp_message(exc: Exception) -> str:
-    """llhttp's reason, its first letter lowered unless the first word is a header
-    name ("Content-Length can't be present with Transfer-Encoding")."""
-    text = str(exc)
-    if not text:
-        return type(exc).__name__
-    if "-" in text.split(" ", 1)[0]:
-        return text
-    return text[:1].lower() + text[1:]

@@ -302,12 +302,12 @@ def test_arbitrary_bytes_parse_or_raise_protocol_error(data: bytes) -> None:
 
 def test_llhttp_messages_keep_header_names_as_spelt() -> None:
     # llhttp: "Content-Length can't be present with Transfer-Encoding" (RFC 9112 6.3).
-    from crawlsel.http11 import _llhttp_message
+    from crawlsel.llhttp import llhttp_message
 
-    assert _llhttp_message(Exception("Content-Length can't be present with Transfer-Encoding")) == (
+    assert llhttp_message(Exception("Content-Length can't be present with Transfer-Encoding")) == (
         "Content-Length can't be present with Transfer-Encoding"
     )
-    assert _llhttp_message(Exception("Invalid character in chunk size")) == "invalid character in chunk size"
+    assert llhttp_message(Exception("Invalid character in chunk size")) == "invalid character in chunk size"
 
 
 def test_content_length_with_chunked_is_chunked_and_not_reused() -> None:

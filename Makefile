@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 # `make clean`.  (PYTHONWARNINGS hides setuptools' notice box about that mode.)
 INSTALL := PYTHONWARNINGS=ignore $(PY) -m pip install --quiet --config-settings editable_mode=strict -e
 
-.PHONY: run test soak lint bench bench-quick clean
+.PHONY: run test soak lint bench bench-quick bench-versions clean
 
 run: $(STAMP)
 	$(PY) demo/serve.py --run
@@ -36,6 +36,13 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(INSTALL) '.[test,bench]'
 	$(PY) bench/run.py --quick
+
+# Two revisions side by side, e.g. make bench-versions OLD=c037d00 NEW=HEAD ARGS='--only small,big'
+NEW ?= HEAD
+bench-versions: $(STAMP)
+	@test -n "$(OLD)" || { echo 'make bench-versions OLD=rev [NEW=rev] [ARGS=...]'; exit 2; }
+	$(INSTALL) '.[test,bench]'
+	$(PY) bench/versions.py $(OLD) $(NEW) $(ARGS)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

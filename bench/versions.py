@@ -26,6 +26,7 @@ import io
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -193,6 +194,8 @@ def main() -> int:
     only = {n for n in args.only.split(",") if n}
     if only - set(SIZES):
         parser.error(f"unknown scenario {', '.join(sorted(only - set(SIZES)))}")
+    # A SIGTERM unwinds like ^C: the servers stop and the exports go.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     BASE.mkdir(parents=True, exist_ok=True)
     exports = Path(tempfile.mkdtemp(prefix="exports-", dir=BASE))
     servers: list = []

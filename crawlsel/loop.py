@@ -49,12 +49,7 @@ class Timer:
             # Drop references now: the heap entry may wait a long time to be popped.
             self.callback = _nothing
             self.args = ()
-            loop = self._loop
-            if not self.background:
-                loop._live_timers -= 1
-            loop._cancelled += 1
-            if loop._cancelled > 1024 and loop._cancelled * 2 > len(loop._timers):
-                loop._compact_timers()
+            self._loop.timer_cancelled(self)
 
 
 def _nothing(*args: Any) -> None:
@@ -129,6 +124,15 @@ class EventLoop:
         if not background:
             self._live_timers += 1
         return timer
+
+    def timer_cancelled(self, timer: Timer) -> None:
+        """Account for a timer ``Timer.cancel`` marked cancelled; its heap entry stays
+        until popped, or until cancelled entries are half the heap."""
+        if not timer.background:
+            self._live_timers -= 1
+        self._cancelled += 1
+        if self._cancelled > 1024 and self._cancelled * 2 > len(self._timers):
+            self._compact_timers()
 
     def _compact_timers(self) -> None:
         """Drop cancelled entries (one per finished URL's deadline) from the heap."""

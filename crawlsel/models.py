@@ -14,6 +14,9 @@ from crawlsel import __version__
 
 DEFAULT_USER_AGENT = f"crawlsel/{__version__}"
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# A socket address as getaddrinfo gives it, (family, sockaddr): the resolver makes
+# them, the connector connects to them.
+Address = tuple[int, tuple]
 
 
 class Target(NamedTuple):

@@ -4,9 +4,15 @@ States and the only transitions allowed between them::
 
     CONNECTING  -> HANDSHAKING | SENDING | IDLE | CLOSED
     HANDSHAKING -> SENDING | IDLE | CLOSED        (https only)
-    SENDING     -> RECEIVING | CLOSED
-    RECEIVING   -> SENDING | IDLE | CLOSED
-    IDLE        -> SENDING | CLOSED
+    SENDING     -> RECEIVING | CLOSING | CLOSED
+    RECEIVING   -> SENDING | IDLE | CLOSING | CLOSED
+    IDLE        -> SENDING | CLOSING | CLOSED
+    CLOSING     -> CLOSED
+
+CLOSING is "the responses so far stand, no request follows" (the server closed,
+did not keep the connection alive, or sent what answers nothing): the listener
+hears of those responses, then the socket closes.  ``reusable`` is derived from
+the state: neither CLOSING nor CLOSED.
 
 A connection carries *exchanges* (one request each, supplied by the dispatcher)
 in order; with pipelining several may be in flight.  It never decides what to
@@ -35,6 +41,7 @@ from crawlsel.errors import (
 )
 from crawlsel.http11 import BODY, HEAD, Event, ResponseHead, ResponseParser, UnexpectedData
 from crawlsel.loop import EVENT_READ, EVENT_WRITE, EventLoop, Timer
+from crawlsel.models import Address
 from crawlsel.rawhead import RawHeads
 
 if TYPE_CHECKING:
@@ -45,7 +52,6 @@ if TYPE_CHECKING:
 WOULD_BLOCK: tuple[type[BaseException], ...] = (BlockingIOError, InterruptedError)
 NO_ERRORS: tuple[type[BaseException], ...] = ()
 
-Address = tuple[int, tuple]  # (socket family, sockaddr)
 Tracer = Callable[[int, str], None]
 
 
@@ -55,15 +61,17 @@ class State(enum.Enum):
     SENDING = "sending"
     RECEIVING = "receiving"
     IDLE = "idle"
+    CLOSING = "closing"
     CLOSED = "closed"
 
 
 _TRANSITIONS: dict[State, tuple[State, ...]] = {
     State.CONNECTING: (State.HANDSHAKING, State.SENDING, State.IDLE, State.CLOSED),
     State.HANDSHAKING: (State.SENDING, State.IDLE, State.CLOSED),
-    State.SENDING: (State.RECEIVING, State.CLOSED),
-    State.RECEIVING: (State.SENDING, State.IDLE, State.CLOSED),
-    State.IDLE: (State.SENDING, State.CLOSED),
+    State.SENDING: (State.RECEIVING, State.CLOSING, State.CLOSED),
+    State.RECEIVING: (State.SENDING, State.IDLE, State.CLOSING, State.CLOSED),
+    State.IDLE: (State.SENDING, State.CLOSING, State.CLOSED),
+    State.CLOSING: (State.CLOSED,),
     State.CLOSED: (),
 }
 # Each state carries its allowed successors: the check on the event path is then a
@@ -131,7 +139,6 @@ class Connection:
         "sock",
         "fd",
         "responses",
-        "reusable",
         "last_activity",
         "_loop",
         "_listener",
@@ -186,7 +193,6 @@ class Connection:
         self.sock: socket.socket | ssl.SSLSocket | None = None
         self.fd = -1
         self.responses = 0  # completed exchanges: > 0 means the connection was reused
-        self.reusable = True
         self._loop = loop
         self._listener = listener
         self._addresses = deque(addresses)
@@ -234,6 +240,12 @@ class Connection:
     def exchanges(self) -> tuple[Exchange, ...]:
         return tuple(self._inflight)
 
+    @property
+    def reusable(self) -> bool:
+        """It may take another request (derived from the state)."""
+        state = self.state
+        return state is not State.CLOSING and state is not State.CLOSED
+
     # --- state ---------------------------------------------------------------
 
     def _to(self, new: State) -> None:
@@ -242,6 +254,11 @@ class Connection:
         if new not in self.state.successors:  # type: ignore[attr-defined]
             raise IllegalTransition(f"{self!r}: cannot go from {self.state.name} to {new.name}")
         self.state = new
+
+    def _end_reuse(self) -> None:
+        """No request follows: the responses so far stand, then the socket closes."""
+        if self.state is not State.CLOSED:
+            self._to(State.CLOSING)
 
     def _want(self, mask: int) -> None:
         if mask != self._mask:
@@ -338,7 +355,7 @@ class Connection:
 
     def submit(self, exchange: Exchange) -> None:
         """Queue a request on this connection (pipelined when others are in flight)."""
-        if self.state is State.CLOSED or not self.reusable:
+        if not self.reusable:
             raise IllegalTransition(f"{self!r}: cannot take a request")
         if self._trace and self.responses:
             self._trace(self.fd, f"reused for {exchange.method} {_request_target(exchange.request)}")
@@ -382,8 +399,7 @@ class Connection:
         """Close the socket without telling the listener (the caller knows)."""
         if self.state is State.CLOSED:
             return
-        self._to(State.CLOSED)
-        self.reusable = False  # a closed connection never goes back to a pool
+        self._to(State.CLOSED)  # a closed connection never goes back to a pool
         self._cancel_timer()
         if self._stagger is not None or self._racers:
             self._stop_racing()
@@ -549,7 +565,7 @@ class Connection:
         if n == 0:
             if self._trace:
                 self._note("end of stream")
-            self.reusable = False
+            self._end_reuse()
             error: CrawlError | None = None
             try:
                 parser.feed_eof()
@@ -564,20 +580,20 @@ class Connection:
         try:
             parser.feed(self._view[:n])
         except UnexpectedData:
-            self.reusable = False  # the responses are complete; the connection is not
+            self._end_reuse()  # the responses are complete; the connection is not
             error = None
         except CrawlError as exc:
-            self.reusable = False
+            self._end_reuse()
             error = exc
         else:
             error = None
         failed = self._act(parser.take_events())
         if failed is not None:
-            self.reusable = False
+            self._end_reuse()
             error = failed  # earlier in the stream than a fault the parser found after it
         if self._completed:
             self._deliver_completed()
-        if not self.reusable:
+        if self.state is State.CLOSING:
             self._lose(error)
 
     # --- acting on the parser's events, after llhttp returned ------------------
@@ -611,24 +627,24 @@ class Connection:
         self._completed.append((self._inflight.popleft(), head))
         self.responses += 1
         if not head.keep_alive:
-            self.reusable = False
+            self._end_reuse()
         if self._out and len(self._out) > sum(len(later.request) for later in self._inflight):
             # The unsent bytes reach into this request: answered before it was fully
             # sent (a server that did not wait for the rest), which leaves what the
             # server made of the rest unknown. Unsent later requests do not count.
-            self.reusable = False
+            self._end_reuse()
 
     def _deliver_completed(self) -> None:
         completed, self._completed = self._completed, []
         if not self._inflight and self.state is not State.CLOSED:
             # The read timer stays armed: it finds nothing in flight when it fires
             # and lapses, so a keep-alive request costs no heap push or cancel.
-            if self.reusable:
+            if self.state is not State.CLOSING:
                 self._to(State.IDLE)
         if self._trace:
             if self.state is State.IDLE:
                 then = "idle"
-            elif not self.reusable or self.state is State.CLOSED:
+            elif not self.reusable:
                 then = "closing"
             else:
                 then = f"{len(self._inflight)} still in flight"  # pipelined

@@ -1,9 +1,15 @@
-"""``Connection``: one non-blocking socket to one origin and its state machine.
+"""``Connection``: one socket to one origin and its HTTP/1.1 exchange state machine.
+
+It owns sending requests (partial sends, pipelined requests left in one send),
+one ``recv_into`` per readiness event fed to the parser, acting on the parser's
+events after it returns, and the read and low-speed timers.  Getting the socket
+is the ``connector.Connector``'s work (RFC 8305 racing, the TLS handshake): the
+exchange machine starts from the socket it hands over; until then requests
+queue.  ``--trace`` is a ``tracing.ConnectionTrace`` it reports to.
 
 States and the only transitions allowed between them::
 
-    CONNECTING  -> HANDSHAKING | SENDING | IDLE | CLOSED
-    HANDSHAKING -> SENDING | IDLE | CLOSED        (https only)
+    CONNECTING  -> SENDING | IDLE | CLOSED    (the connector at work)
     SENDING     -> RECEIVING | CLOSING | CLOSED
     RECEIVING   -> SENDING | IDLE | CLOSING | CLOSED
     IDLE        -> SENDING | CLOSING | CLOSED
@@ -23,16 +29,14 @@ closed, with the exchanges that got no complete answer.
 from __future__ import annotations
 
 import enum
-import errno
 import itertools
-import os
 import socket
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from crawlsel.connector import Connector
+from crawlsel.connector import connect_message as connect_message  # the engines import it here
 from crawlsel.errors import (
-    ConnectError,
     ConnectionClosed,
     ConnectionReset,
     CrawlError,
@@ -43,6 +47,7 @@ from crawlsel.http11 import BODY, HEAD, Event, ResponseHead, ResponseParser, Une
 from crawlsel.loop import EVENT_READ, EVENT_WRITE, EventLoop, Timer
 from crawlsel.models import Address
 from crawlsel.rawhead import RawHeads
+from crawlsel.tracing import ConnectionTrace, Tracer
 
 if TYPE_CHECKING:
     import ssl
@@ -52,12 +57,9 @@ if TYPE_CHECKING:
 WOULD_BLOCK: tuple[type[BaseException], ...] = (BlockingIOError, InterruptedError)
 NO_ERRORS: tuple[type[BaseException], ...] = ()
 
-Tracer = Callable[[int, str], None]
-
 
 class State(enum.Enum):
     CONNECTING = "connecting"
-    HANDSHAKING = "handshaking"
     SENDING = "sending"
     RECEIVING = "receiving"
     IDLE = "idle"
@@ -66,8 +68,7 @@ class State(enum.Enum):
 
 
 _TRANSITIONS: dict[State, tuple[State, ...]] = {
-    State.CONNECTING: (State.HANDSHAKING, State.SENDING, State.IDLE, State.CLOSED),
-    State.HANDSHAKING: (State.SENDING, State.IDLE, State.CLOSED),
+    State.CONNECTING: (State.SENDING, State.IDLE, State.CLOSED),
     State.SENDING: (State.RECEIVING, State.CLOSING, State.CLOSED),
     State.RECEIVING: (State.SENDING, State.IDLE, State.CLOSING, State.CLOSED),
     State.IDLE: (State.SENDING, State.CLOSING, State.CLOSED),
@@ -82,28 +83,6 @@ for _state, _successors in _TRANSITIONS.items():
 
 class IllegalTransition(RuntimeError):
     pass
-
-
-# RFC 8305 section 5 recommends 250 ms before racing the next address.
-STAGGER_SECONDS = 0.25
-
-
-class _Racer:
-    """A connect to another address of the host, racing the connection's own socket."""
-
-    __slots__ = ("conn", "sock", "sockaddr")
-
-    def __init__(self, conn: Connection, sock: socket.socket, sockaddr: tuple) -> None:
-        self.conn = conn
-        self.sock = sock
-        self.sockaddr = sockaddr
-
-    def on_ready(self, mask: int) -> None:
-        conn = self.conn
-        try:
-            conn._racer_ready(self)
-        except CrawlError as exc:
-            conn._lose(exc)
 
 
 class Exchange(Protocol):
@@ -142,8 +121,6 @@ class Connection:
         "last_activity",
         "_loop",
         "_listener",
-        "_addresses",
-        "_sockaddr",
         "_parser",
         "_inflight",
         "_completed",
@@ -153,12 +130,10 @@ class Connection:
         "_buf",
         "_view",
         "_timer",
-        "_connect_timeout",
         "_read_timeout",
         "_trace",
-        "_notes",
-        "_event",
         "_tls",
+        "_connector",
         "_would_block",
         "_tls_errors",
         "_speed_limit",
@@ -166,8 +141,6 @@ class Connection:
         "_speed_timer",
         "bytes_in",
         "_bytes_checked",
-        "_stagger",
-        "_racers",
         "_flush_queued",
     )
 
@@ -195,8 +168,6 @@ class Connection:
         self.responses = 0  # completed exchanges: > 0 means the connection was reused
         self._loop = loop
         self._listener = listener
-        self._addresses = deque(addresses)
-        self._sockaddr: tuple | None = None
         self._parser = ResponseParser(RawHeads() if raw_heads else None)
         self._inflight: deque[Exchange] = deque()
         self._completed: list[tuple[Exchange, ResponseHead]] = []
@@ -207,12 +178,18 @@ class Connection:
         self._buf = recv_buffer
         self._view = memoryview(recv_buffer)
         self._timer: Timer | None = None
-        self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
-        self._trace = trace
-        self._notes: list[str] | None = None  # --trace: what one event did, printed as one line
-        self._event = ""
+        self._trace = ConnectionTrace(trace) if trace is not None else None
         self._tls = tls
+        self._connector: Connector | None = Connector(
+            loop,
+            addresses,
+            self,
+            timeout=connect_timeout,
+            tls=tls,
+            server_hostname=origin[1],
+            trace=self._trace,
+        )
         if tls is None:
             self._would_block, self._tls_errors = WOULD_BLOCK, NO_ERRORS
         else:
@@ -224,8 +201,6 @@ class Connection:
         self._speed_timer: Timer | None = None
         self.bytes_in = 0
         self._bytes_checked = 0
-        self._stagger: Timer | None = None
-        self._racers: list[_Racer] = []
         self.last_activity = loop.time()
 
     def __repr__(self) -> str:
@@ -268,104 +243,41 @@ class Connection:
     # --- public API ----------------------------------------------------------
 
     def open(self) -> None:
-        """Start a non-blocking connect; failures arrive through the listener."""
+        """Start connecting; failures arrive through the listener."""
+        assert self._connector is not None
+        self._connector.start()
+
+    # --- ConnectorOwner --------------------------------------------------------
+
+    def connected(self, sock: socket.socket, mask: int) -> None:
+        """The connector's socket, registered for ``mask``: the exchanges start."""
+        self._connector = None
+        self.sock, self.fd, self._mask = sock, sock.fileno(), mask
+        self._loop.modify(sock, mask, self)  # events come here now
         try:
-            self._connect_next()
-        except ConnectError as exc:
-            self._loop.call_soon(self._lose, exc)
+            self._ready_for_requests()
+        except CrawlError as exc:
+            self._lose(exc)
+        except Exception as exc:  # a bug must fail one URL, never the whole run
+            self._lose(ProtocolError(f"internal error: {type(exc).__name__}: {exc}"))
 
-    def _connect_next(self) -> None:
-        while True:
-            family, sockaddr = self._addresses.popleft()
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.sock, self.fd, self._sockaddr = sock, sock.fileno(), sockaddr
-            err = sock.connect_ex(sockaddr)
-            if err in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
-                break
-            if not self._addresses:
-                raise ConnectError(connect_message(sockaddr, err))
-            sock.close()
-        self._loop.register(sock, EVENT_WRITE, self)
-        self._mask = EVENT_WRITE
-        if self._timer is None:
-            self._arm_timer(self._connect_timeout)
-        if self._trace:
-            self._trace(self.fd, f"connect {_format_addr(sockaddr)} (in progress)")
-        self._arm_stagger()
-
-    # --- RFC 8305: when a host has several addresses, do not wait for a silent
-    # one: after a head start, race the next address; the first to connect wins.
-
-    def _arm_stagger(self) -> None:
-        if self._addresses and self._stagger is None:
-            self._stagger = self._loop.call_later(STAGGER_SECONDS, self._race_next)
-
-    def _race_next(self) -> None:
-        self._stagger = None
-        if self.state is not State.CONNECTING or not self._addresses:
-            return
-        family, sockaddr = self._addresses.popleft()
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        err = sock.connect_ex(sockaddr)
-        if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
-            sock.close()
-        else:
-            racer = _Racer(self, sock, sockaddr)
-            self._racers.append(racer)
-            self._loop.register(sock, EVENT_WRITE, racer)
-            if self._trace:
-                self._trace(sock.fileno(), f"connect {_format_addr(sockaddr)} (racing, RFC 8305)")
-        self._arm_stagger()
-
-    def _racer_ready(self, racer: _Racer) -> None:
-        self._racers.remove(racer)
-        self._loop.unregister(racer.sock)
-        err = racer.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            racer.sock.close()
-            if self._mask == 0 and not self._racers:  # the connection's own socket failed too
-                if not self._addresses:
-                    raise ConnectError(connect_message(racer.sockaddr, err))
-                assert self.sock is not None
-                self.sock.close()
-                self._connect_next()
-            return
-        # The racer won: it becomes this connection's socket.
-        assert self.sock is not None
-        if self._mask:
-            self._loop.unregister(self.sock)
-        self.sock.close()
-        self.sock, self.fd, self._sockaddr = racer.sock, racer.sock.fileno(), racer.sockaddr
-        self._loop.register(self.sock, EVENT_WRITE, self)
-        self._mask = EVENT_WRITE
-        self._connected()
-
-    def _stop_racing(self) -> None:
-        if self._stagger is not None:
-            self._stagger.cancel()
-            self._stagger = None
-        for racer in self._racers:
-            self._loop.unregister(racer.sock)
-            racer.sock.close()
-        self._racers.clear()
+    def connect_failed(self, error: CrawlError) -> None:
+        self._connector = None
+        self._lose(error)
 
     def submit(self, exchange: Exchange) -> None:
         """Queue a request on this connection (pipelined when others are in flight)."""
         if not self.reusable:
             raise IllegalTransition(f"{self!r}: cannot take a request")
-        if self._trace and self.responses:
-            self._trace(self.fd, f"reused for {exchange.method} {_request_target(exchange.request)}")
+        if self._trace is not None and self.responses:
+            self._trace.event("reused", exchange)
         self._inflight.append(exchange)
         self._parser.expect(exchange.method)
         if self._out:
             self._out = memoryview(bytes(self._out) + exchange.request)
         else:
             self._out = memoryview(exchange.request)
-        if self.state in (State.CONNECTING, State.HANDSHAKING):
+        if self.state is State.CONNECTING:
             return  # sent once connected
         if not self._flush_queued:
             # Sent once every socket ready in this turn has been read: requests queued
@@ -401,8 +313,9 @@ class Connection:
             return
         self._to(State.CLOSED)  # a closed connection never goes back to a pool
         self._cancel_timer()
-        if self._stagger is not None or self._racers:
-            self._stop_racing()
+        if self._connector is not None:
+            self._connector.cancel()
+            self._connector = None
         if self._speed_timer is not None:
             self._speed_timer.cancel()
             self._speed_timer = None
@@ -411,22 +324,16 @@ class Connection:
                 self._loop.unregister(self.sock)
                 self._mask = 0
             self.sock.close()
-        if self._trace:
-            self._note("closed")
+        if self._trace is not None:
+            self._trace.event("closed")
 
     # --- events --------------------------------------------------------------
 
     def on_ready(self, mask: int) -> None:
-        if self._trace:
-            self._notes = []
-            self._event = "EVENT_WRITE" if mask == EVENT_WRITE else "EVENT_READ"
+        trace = self._trace
+        if trace is not None:
+            trace.event("begin", mask)
         try:
-            if self.state is State.CONNECTING:
-                self._finish_connect()
-                return
-            if self.state is State.HANDSHAKING:
-                self._handshake()
-                return
             if mask & EVENT_WRITE and self._out:
                 self._send()
             if mask & EVENT_READ and self.state is not State.CLOSED:
@@ -436,72 +343,8 @@ class Connection:
         except Exception as exc:  # a bug must fail one URL, never the whole run
             self._lose(ProtocolError(f"internal error: {type(exc).__name__}: {exc}"))
         finally:
-            if self._trace:
-                self._flush_notes()
-                self._notes = None
-
-    def _note(self, text: str) -> None:
-        """--trace: part of the line for the current event, or a line of its own."""
-        assert self._trace is not None
-        if self._notes is None:
-            self._trace(self.fd, text)
-        else:
-            self._notes.append(text)
-
-    def _flush_notes(self) -> None:
-        assert self._trace is not None
-        if self._notes:
-            self._trace(self.fd, f"{self._event} -> " + ", ".join(self._notes))
-            self._notes.clear()
-
-    def _finish_connect(self) -> None:
-        assert self.sock is not None
-        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            if self._addresses or self._racers:
-                # Another address of the same host may answer (RFC 8305 fallback).
-                if self._trace:
-                    self._note(f"connect failed: {os.strerror(err)}; trying the next address")
-                self._loop.unregister(self.sock)
-                self._mask = 0
-                if self._addresses:
-                    self.sock.close()
-                    if self._stagger is not None:
-                        self._stagger.cancel()
-                        self._stagger = None
-                    self._connect_next()
-                return  # else a racing attempt may still win
-            raise ConnectError(connect_message(self._sockaddr, err))
-        self._connected()
-
-    def _connected(self) -> None:
-        assert self.sock is not None
-        self._stop_racing()
-        if self._trace:
-            self._note("connected")
-        if self._tls is None:
-            self._ready_for_requests()
-            return
-        # The TLS layer wraps the same file descriptor; the selector is told of the
-        # new object so that ``key.fileobj`` stays the socket that is read.
-        self._loop.unregister(self.sock)
-        self.sock = self._tls.wrap_socket(
-            self.sock, server_hostname=self.origin[1], do_handshake_on_connect=False
-        )
-        self._loop.register(self.sock, EVENT_WRITE, self)
-        self._to(State.HANDSHAKING)
-        self._handshake()
-
-    def _handshake(self) -> None:
-        from crawlsel.tls import handshake_step
-
-        waiting_for = handshake_step(self.sock)  # type: ignore[arg-type]
-        if waiting_for:
-            self._want(waiting_for)
-            return
-        if self._trace:
-            self._note(f"TLS handshake done ({self.sock.version()})")  # type: ignore[union-attr]
-        self._ready_for_requests()
+            if trace is not None:
+                trace.event("end")
 
     def _ready_for_requests(self) -> None:
         self.last_activity = self._loop.time()
@@ -526,8 +369,8 @@ class Connection:
                 f"connection lost while sending the request ({exc.strerror or exc})",
                 response_started=False,
             ) from None
-        if self._trace:
-            self._note(f"send {sent} B")
+        if self._trace is not None:
+            self._trace.event("send", sent)
         self._out = self._out[sent:]
         if self._out:
             self._want(EVENT_READ | EVENT_WRITE)
@@ -563,8 +406,8 @@ class Connection:
         self.bytes_in += n
         parser = self._parser
         if n == 0:
-            if self._trace:
-                self._note("end of stream")
+            if self._trace is not None:
+                self._trace.event("eof")
             self._end_reuse()
             error: CrawlError | None = None
             try:
@@ -575,8 +418,8 @@ class Connection:
             self._deliver_completed()
             self._lose(error)
             return
-        if self._trace:
-            self._note(f"recv {n} B")
+        if self._trace is not None:
+            self._trace.event("recv", n)
         try:
             parser.feed(self._view[:n])
         except UnexpectedData:
@@ -614,9 +457,8 @@ class Connection:
         return None
 
     def response_head(self, head: ResponseHead) -> None:
-        if self._trace:
-            expected = f", {head.content_length} B expected" if head.content_length is not None else ""
-            self._note(f"status {head.status}{expected}")
+        if self._trace is not None:
+            self._trace.event("status", head)
         # Events come in order: a head belongs to the oldest exchange not yet complete.
         self._receiving = self._inflight[0]
         self._receiving.on_head(head)
@@ -641,17 +483,8 @@ class Connection:
             # and lapses, so a keep-alive request costs no heap push or cancel.
             if self.state is not State.CLOSING:
                 self._to(State.IDLE)
-        if self._trace:
-            if self.state is State.IDLE:
-                then = "idle"
-            elif not self.reusable:
-                then = "closing"
-            else:
-                then = f"{len(self._inflight)} still in flight"  # pipelined
-            for _ in completed[:-1]:
-                self._note("response complete")
-            self._note(f"response complete -> {then}")
-            self._flush_notes()
+        if self._trace is not None:
+            self._trace.event("complete", len(completed), self)
         self._listener.exchanges_complete(self, completed)
 
     # --- failures and timers -------------------------------------------------
@@ -659,8 +492,8 @@ class Connection:
     def _lose(self, error: CrawlError | None) -> None:
         if self.state is State.CLOSED:
             return
-        if self._trace and error is not None:
-            self._note(f"error: {error}")
+        if self._trace is not None and error is not None:
+            self._trace.event("error", error)
         self.close()
         exchanges = list(self._inflight)
         self._inflight.clear()
@@ -705,12 +538,6 @@ class Connection:
         # One timer per connection, re-armed lazily: activity only updates
         # ``last_activity``, so the event path never touches the heap.
         self._timer = None
-        if self.state is State.CONNECTING:
-            self._lose(Timeout(f"connect timed out after {self._connect_timeout:g} s"))
-            return
-        if self.state is State.HANDSHAKING:
-            self._lose(Timeout(f"TLS handshake timed out after {self._connect_timeout:g} s"))
-            return
         if not self._inflight:
             return
         idle_for = self._loop.time() - self.last_activity
@@ -718,20 +545,3 @@ class Connection:
             self._lose(Timeout(f"no data from server for {self._read_timeout:g} s"))
         else:
             self._timer = self._loop.call_later(self._read_timeout - idle_for, self._on_timer)
-
-
-def _format_addr(sockaddr: tuple | None) -> str:
-    if not sockaddr:
-        return "?"
-    host, port = sockaddr[0], sockaddr[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def connect_message(sockaddr: tuple | None, err: int) -> str:
-    """The one line for a refused or failed connect (shared by every engine)."""
-    return f"could not connect to {_format_addr(sockaddr)}: {os.strerror(err)}"
-
-
-def _request_target(request: bytes) -> str:
-    line = request.split(b"\r\n", 1)[0].split(b" ")
-    return line[1].decode("ascii", "replace") if len(line) > 1 else "?"

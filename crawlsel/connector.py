@@ -1,0 +1,359 @@
+"""``Connector``: a host's addresses in, one connected (for https, handshaken) socket out.
+
+``start()`` begins a non-blocking connect to the first address.  When a host has
+several, a silent one is not waited for: after ``STAGGER_SECONDS`` the next is
+raced (RFC 8305 section 5) and the first socket to connect wins; a refused one
+falls back to the next at once.  With a TLS context the winner is wrapped and
+handshaken.  One timer covers all of it (``--connect-timeout``).
+
+Phases and the only moves between them::
+
+    CONNECTING  -> HANDSHAKING | DONE
+    HANDSHAKING -> DONE                   (https only)
+    DONE                                  (handed over, failed or cancelled)
+
+Exactly one of ``owner.connected(sock, mask)`` or ``owner.connect_failed(error)``
+is called, unless ``cancel()`` came first.  The socket handed over is still
+registered with the loop for ``mask``, its handler this connector: the owner
+points the registration at itself (``loop.modify``; no system call when the
+mask stays).  It knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import os
+import socket
+from collections import deque
+from typing import TYPE_CHECKING, Protocol
+
+from crawlsel.errors import ConnectError, CrawlError, ProtocolError, Timeout
+from crawlsel.loop import EVENT_WRITE, EventLoop, Timer
+from crawlsel.models import Address
+
+if TYPE_CHECKING:
+    import ssl
+
+    from crawlsel.tracing import ConnectionTrace
+
+# RFC 8305 section 5 recommends 250 ms before racing the next address.
+STAGGER_SECONDS = 0.25
+
+_IN_PROGRESS = (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN)
+
+
+class Phase(enum.Enum):
+    CONNECTING = "connecting"
+    HANDSHAKING = "handshaking"
+    DONE = "done"
+
+
+_MOVES: dict[Phase, tuple[Phase, ...]] = {
+    Phase.CONNECTING: (Phase.HANDSHAKING, Phase.DONE),
+    Phase.HANDSHAKING: (Phase.DONE,),
+    Phase.DONE: (),
+}
+
+
+class ConnectorOwner(Protocol):
+    def connected(self, sock: socket.socket, mask: int) -> None:
+        """The socket is connected (and handshaken); it is the owner's now."""
+
+    def connect_failed(self, error: CrawlError) -> None:
+        """No address answered, or the handshake failed; every socket is closed."""
+
+
+class _Racer:
+    """A connect to another address of the host, racing the connector's own socket."""
+
+    __slots__ = ("connector", "sock", "sockaddr")
+
+    def __init__(self, connector: Connector, sock: socket.socket, sockaddr: tuple) -> None:
+        self.connector = connector
+        self.sock = sock
+        self.sockaddr = sockaddr
+
+    def on_ready(self, mask: int) -> None:
+        connector = self.connector
+        try:
+            connector._racer_ready(self)
+        except CrawlError as exc:
+            connector._fail(exc)
+
+
+class Connector:
+    """The sockets tried for one connection until one is connected (and handshaken)."""
+
+    __slots__ = (
+        "phase",
+        "sock",
+        "sockaddr",
+        "_loop",
+        "_owner",
+        "_addresses",
+        "_timeout",
+        "_tls",
+        "_server_hostname",
+        "_trace",
+        "_mask",
+        "_timer",
+        "_stagger",
+        "_racers",
+    )
+
+    def __init__(
+        self,
+        loop: EventLoop,
+        addresses: list[Address],
+        owner: ConnectorOwner,
+        *,
+        timeout: float,
+        tls: ssl.SSLContext | None = None,
+        server_hostname: str = "",
+        trace: ConnectionTrace | None = None,
+    ) -> None:
+        self.phase = Phase.CONNECTING
+        # The own socket: the latest address tried; None once it failed while racers go on.
+        self.sock: socket.socket | ssl.SSLSocket | None = None
+        self.sockaddr: tuple | None = None
+        self._loop = loop
+        self._owner = owner
+        self._addresses = deque(addresses)
+        self._timeout = timeout
+        self._tls = tls
+        self._server_hostname = server_hostname
+        self._trace = trace
+        self._mask = 0  # the events the own socket is registered for; 0 if it is not
+        self._timer: Timer | None = None
+        self._stagger: Timer | None = None
+        self._racers: list[_Racer] = []
+
+    def __repr__(self) -> str:
+        return f"<Connector {self.phase.name} {format_addr(self.sockaddr)} racers={len(self._racers)}>"
+
+    def _to(self, new: Phase) -> None:
+        if new not in _MOVES[self.phase]:
+            raise RuntimeError(f"{self!r}: cannot go from {self.phase.name} to {new.name}")
+        self.phase = new
+
+    # --- public API ----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start connecting; the outcome arrives through the owner, never from here."""
+        try:
+            self._connect_next()
+        except ConnectError as exc:
+            self._loop.call_soon(self._fail, exc)
+
+    def cancel(self) -> None:
+        """Close every socket and timer; the owner hears nothing."""
+        if self.phase is not Phase.DONE:
+            self._release()
+            self._to(Phase.DONE)
+
+    # --- connecting ----------------------------------------------------------
+
+    def _connect_next(self) -> None:
+        while True:
+            family, sockaddr = self._addresses.popleft()
+            sock = _nonblocking_socket(family)
+            self.sock, self.sockaddr = sock, sockaddr
+            err = sock.connect_ex(sockaddr)
+            if err in _IN_PROGRESS:
+                break
+            if not self._addresses:
+                raise ConnectError(connect_message(sockaddr, err))
+            sock.close()
+        self._loop.register(sock, EVENT_WRITE, self)
+        self._mask = EVENT_WRITE
+        if self._timer is None:
+            self._timer = self._loop.call_later(self._timeout, self._on_timeout)
+        if self._trace is not None:
+            self._trace.event("connect", sock.fileno(), sockaddr)
+        self._arm_stagger()
+
+    def on_ready(self, mask: int) -> None:
+        """The own socket is ready: its connect finished, or the handshake can go on."""
+        trace = self._trace
+        if trace is not None:
+            trace.event("begin", mask)
+        try:
+            if self.phase is Phase.CONNECTING:
+                self._finish_connect()
+            elif self.phase is Phase.HANDSHAKING:
+                self._handshake()
+        except CrawlError as exc:
+            self._fail(exc)
+        except Exception as exc:  # a bug must fail one URL, never the whole run
+            self._fail(ProtocolError(f"internal error: {type(exc).__name__}: {exc}"))
+        finally:
+            if trace is not None:
+                trace.event("end")
+
+    def _finish_connect(self) -> None:
+        sock = self.sock
+        assert sock is not None
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if not err:
+            self._connected()
+            return
+        if not self._addresses and not self._racers:
+            raise ConnectError(connect_message(self.sockaddr, err))
+        # Another address of the same host may answer (RFC 8305 fallback).
+        if self._trace is not None:
+            self._trace.event("connect failed", err)
+        self._loop.unregister(sock)
+        self._mask = 0
+        sock.close()
+        self.sock = None
+        if self._addresses:
+            if self._stagger is not None:
+                self._stagger.cancel()
+                self._stagger = None
+            self._connect_next()
+        # else a racing attempt may still win
+
+    # --- RFC 8305: after a head start, race the next address; the first to connect wins.
+
+    def _arm_stagger(self) -> None:
+        if self._addresses and self._stagger is None:
+            self._stagger = self._loop.call_later(STAGGER_SECONDS, self._race_next)
+
+    def _race_next(self) -> None:
+        self._stagger = None
+        if self.phase is not Phase.CONNECTING or not self._addresses:
+            return
+        family, sockaddr = self._addresses.popleft()
+        sock = _nonblocking_socket(family)
+        err = sock.connect_ex(sockaddr)
+        if err not in _IN_PROGRESS:
+            sock.close()
+        else:
+            racer = _Racer(self, sock, sockaddr)
+            self._racers.append(racer)
+            self._loop.register(sock, EVENT_WRITE, racer)
+            if self._trace is not None:
+                self._trace.event("race", sock.fileno(), sockaddr)
+        self._arm_stagger()
+
+    def _racer_ready(self, racer: _Racer) -> None:
+        self._racers.remove(racer)
+        self._loop.unregister(racer.sock)
+        err = racer.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            racer.sock.close()
+            if self.sock is None and not self._racers:  # the own socket failed too
+                if not self._addresses:
+                    raise ConnectError(connect_message(racer.sockaddr, err))
+                self._connect_next()
+            return
+        # The racer won: it becomes the own socket.
+        if self.sock is not None:
+            self._loop.unregister(self.sock)
+            self.sock.close()
+        self.sock, self.sockaddr = racer.sock, racer.sockaddr
+        self._loop.register(racer.sock, EVENT_WRITE, self)
+        self._mask = EVENT_WRITE
+        self._connected()
+
+    def _stop_racing(self) -> None:
+        if self._stagger is not None:
+            self._stagger.cancel()
+            self._stagger = None
+        for racer in self._racers:
+            self._loop.unregister(racer.sock)
+            racer.sock.close()
+        self._racers.clear()
+
+    # --- connected: TLS, then the hand-over ------------------------------------
+
+    def _connected(self) -> None:
+        sock = self.sock
+        assert sock is not None
+        self._stop_racing()
+        if self._trace is not None:
+            self._trace.event("connected", sock.fileno())
+        if self._tls is None:
+            self._hand_over()
+            return
+        # The TLS layer wraps the same file descriptor; the selector is told of the
+        # new object so that ``key.fileobj`` stays the socket that is read.
+        self._loop.unregister(sock)
+        self.sock = self._tls.wrap_socket(
+            sock, server_hostname=self._server_hostname, do_handshake_on_connect=False
+        )
+        self._loop.register(self.sock, EVENT_WRITE, self)
+        self._mask = EVENT_WRITE
+        self._to(Phase.HANDSHAKING)
+        self._handshake()
+
+    def _handshake(self) -> None:
+        from crawlsel.tls import handshake_step
+
+        waiting_for = handshake_step(self.sock)  # type: ignore[arg-type]
+        if waiting_for:
+            if waiting_for != self._mask:
+                self._loop.modify(self.sock, waiting_for, self)
+                self._mask = waiting_for
+            return
+        if self._trace is not None:
+            self._trace.event("tls", self.sock.version())  # type: ignore[union-attr]
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        sock = self.sock
+        assert sock is not None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.sock = None  # the owner's now
+        self._to(Phase.DONE)
+        self._owner.connected(sock, self._mask)
+
+    # --- failures ------------------------------------------------------------
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        if self.phase is Phase.HANDSHAKING:
+            self._fail(Timeout(f"TLS handshake timed out after {self._timeout:g} s"))
+        else:
+            self._fail(Timeout(f"connect timed out after {self._timeout:g} s"))
+
+    def _fail(self, error: CrawlError) -> None:
+        if self.phase is Phase.DONE:
+            return
+        self._release()
+        self._to(Phase.DONE)
+        self._owner.connect_failed(error)
+
+    def _release(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._stop_racing()
+        if self.sock is not None:
+            if self._mask:
+                self._loop.unregister(self.sock)
+                self._mask = 0
+            self.sock.close()
+            self.sock = None
+
+
+def _nonblocking_socket(family: int) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def format_addr(sockaddr: tuple | None) -> str:
+    if not sockaddr:
+        return "?"
+    host, port = sockaddr[0], sockaddr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def connect_message(sockaddr: tuple | None, err: int) -> str:
+    """The one line for a refused or failed connect (shared by every engine)."""
+    return f"could not connect to {format_addr(sockaddr)}: {os.strerror(err)}"

@@ -28,14 +28,15 @@ closed, with the exchanges that got no complete answer.
 
 from __future__ import annotations
 
-import enum
 import itertools
 import socket
 from collections import deque
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from crawlsel.connector import Connector
 from crawlsel.connector import connect_message as connect_message  # the engines import it here
+from crawlsel.connstate import ConnectionListener, Exchange, State
+from crawlsel.connstate import IllegalTransition as IllegalTransition  # the dispatcher imports it here
 from crawlsel.errors import (
     ConnectionClosed,
     ConnectionReset,
@@ -56,53 +57,6 @@ if TYPE_CHECKING:
 # pair); a TLS connection uses tls.WOULD_BLOCK, which adds the ssl module's two.
 WOULD_BLOCK: tuple[type[BaseException], ...] = (BlockingIOError, InterruptedError)
 NO_ERRORS: tuple[type[BaseException], ...] = ()
-
-
-class State(enum.Enum):
-    CONNECTING = "connecting"
-    SENDING = "sending"
-    RECEIVING = "receiving"
-    IDLE = "idle"
-    CLOSING = "closing"
-    CLOSED = "closed"
-
-
-_TRANSITIONS: dict[State, tuple[State, ...]] = {
-    State.CONNECTING: (State.SENDING, State.IDLE, State.CLOSED),
-    State.SENDING: (State.RECEIVING, State.CLOSING, State.CLOSED),
-    State.RECEIVING: (State.SENDING, State.IDLE, State.CLOSING, State.CLOSED),
-    State.IDLE: (State.SENDING, State.CLOSING, State.CLOSED),
-    State.CLOSING: (State.CLOSED,),
-    State.CLOSED: (),
-}
-# Each state carries its allowed successors: the check on the event path is then a
-# scan of a short tuple by identity, not a dict lookup through Enum.__hash__.
-for _state, _successors in _TRANSITIONS.items():
-    _state.successors = _successors  # type: ignore[attr-defined]
-
-
-class IllegalTransition(RuntimeError):
-    pass
-
-
-class Exchange(Protocol):
-    """One request and where its response goes (implemented by the dispatcher's job)."""
-
-    method: str
-    request: bytes
-
-    def on_head(self, head: ResponseHead) -> None: ...
-    def on_body(self, data: bytes) -> None: ...
-
-
-class ConnectionListener(Protocol):
-    def exchanges_complete(self, conn: Connection, completed: list[tuple[Exchange, ResponseHead]]) -> None:
-        """Responses completed by one read, in order; told once, after the
-        connection's own state is settled, so that its fate is decided once."""
-
-    def connection_lost(self, conn: Connection, exchanges: list[Exchange], error: CrawlError | None) -> None:
-        """The socket is closed.  ``error``, if any, concerns ``exchanges[0]``; the
-        others were sent but got no byte of answer."""
 
 
 _ids = itertools.count(1)

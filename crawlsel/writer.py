@@ -19,7 +19,7 @@ from urllib.parse import unquote_to_bytes
 from crawlsel.errors import CrawlError, WriteError
 from crawlsel.hashtable import HashMap64, fingerprint
 from crawlsel.http11 import ResponseHead
-from crawlsel.models import DEFAULT_PORTS, Target
+from crawlsel.models import DEFAULT_PORTS, Target, bracketed
 from crawlsel.urls import normalize_escapes, remove_dot_segments
 
 if TYPE_CHECKING:
@@ -72,8 +72,7 @@ def page_path(target: Target) -> list[str]:
 
 @functools.lru_cache(maxsize=4096)  # a list names few hosts, many times
 def _host_folder(host: str, port: int, scheme: str) -> str:
-    if ":" in host:
-        host = f"[{host}]"
+    host = bracketed(host)
     if port != DEFAULT_PORTS[scheme]:
         host = f"{host}_{port}"
     return safe_name(host)

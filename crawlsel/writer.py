@@ -18,7 +18,6 @@ from urllib.parse import unquote_to_bytes
 
 from crawlsel.errors import CrawlError, WriteError
 from crawlsel.hashtable import HashMap64, fingerprint
-from crawlsel.http11 import ResponseHead
 from crawlsel.models import DEFAULT_PORTS, Target, bracketed
 from crawlsel.urls import normalize_escapes, remove_dot_segments
 
@@ -255,7 +254,11 @@ class PageFile:
 
 
 class PageWriter:
-    """Opens ``PageFile``s for 2xx responses; no two URLs of a run get the same file."""
+    """Opens ``PageFile``s; no two URLs of a run get the same file.
+
+    Which responses are saved is the caller's decision (``run.save_2xx``): a
+    writer is only told where a page goes.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = str(root)
@@ -268,9 +271,8 @@ class PageWriter:
         self._tmp_ids = itertools.count()
         self.held_bytes = 0  # bodies held in memory by open PageFiles (approximate with threads)
 
-    def open(self, target: Target, head: ResponseHead) -> PageFile | None:
-        if not 200 <= head.status < 300:
-            return None
+    def open(self, target: Target) -> PageFile:
+        """The file the page of ``target`` is written to (folders made as needed)."""
         relative = self._names.pop(target.url, None) or self._claim(target)
         final = os.path.join(self.root, relative)
         folder = os.path.dirname(final)
@@ -350,7 +352,9 @@ class OrderedOutput:
         self._finished: set[int] = set()
         self.closed = False  # the reader went away (``crawlsel get ... | head``)
 
-    def open(self, target: Target, head: ResponseHead) -> _OutputPart:
+    def open(self, target: Target, head: object = None) -> _OutputPart:
+        """Where the body of ``target`` goes; every response's body does (as curl),
+        so ``head`` is not looked at."""
         part = _OutputPart(self, direct=target.index == self._next)
         self._parts[target.index] = part
         return part

@@ -10,7 +10,6 @@ summary and an exit status.
 
 from __future__ import annotations
 
-import importlib
 import os
 import resource
 import signal
@@ -147,14 +146,16 @@ class Run:
         self, open_sink: SinkFactory, on_result: ResultCallback, skip: SkipCheck | None
     ) -> RunOutcome:
         """The blocking, threads and coroutine engines (crawlsel compare's other models)."""
-        module = importlib.import_module(f"crawlsel.engines.{self._engine}")
+        from crawlsel.engines import load
+
+        engine = load(self._engine)
 
         def terminate(signum: int, frame: object) -> None:
             raise KeyboardInterrupt
 
         previous = signal.signal(signal.SIGTERM, terminate)
         try:
-            module.run(self.config, blocking_records(self.frontier), open_sink, on_result, skip)
+            engine(self.config, blocking_records(self.frontier), open_sink, on_result, skip)
         except KeyboardInterrupt:
             self._interrupted = True
         finally:

@@ -10,9 +10,10 @@ import pytest
 
 from crawlsel.errors import WriteError
 from crawlsel.http11 import ResponseHead
+from crawlsel.ordered_output import OrderedOutput
 from crawlsel.run import save_2xx
 from crawlsel.sources import parse_url
-from crawlsel.writer import HELD_BYTES_MAX, HOLD_BYTES, MAX_NAME_BYTES, OrderedOutput, PageWriter, page_path
+from crawlsel.writer import HELD_BYTES_MAX, HOLD_BYTES, MAX_NAME_BYTES, PageWriter, page_path
 
 
 def rel(url: str) -> str:

@@ -61,7 +61,7 @@ class BlockingIO:
         self._pinned = pinned_for(config.pinned)
 
     def run(self, procedure: Procedure) -> FetchResult:
-        driver = drive(procedure, self.perform)
+        driver = drive(procedure, self)
         try:
             next(driver)
         except StopIteration as stop:

@@ -232,7 +232,7 @@ def run(
             if job is None:
                 return
             running += 1
-            Task(drive(fetch(job, context), io.perform), start_next)
+            Task(drive(fetch(job, context), io), start_next)
 
     loop.call_soon(start_next)
     try:

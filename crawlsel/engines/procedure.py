@@ -1,16 +1,18 @@
 """``fetch(job)``: one URL from connect to save, written top to bottom.
 
 A generator that *yields* what it needs done (connect, send, receive, release,
-sleep) and is sent the answer; an engine performs each operation its own way
-(blocking calls, threads, or readiness events) and throws ``CrawlError``s in.
-Redirects, retries, and the one free resend after a dead keep-alive connection
-are decided here with ``JobContext``, exactly as the select engine does.
+sleep) and is sent the answer; an engine (a ``Performer``) performs each
+operation its own way (blocking calls, threads, or readiness events), hands back
+its connections as ``Channel``s, and throws ``CrawlError``s in (worded by
+``netboundary``).  Redirects, retries, and the one free resend after a dead
+keep-alive connection (``netboundary.unanswered``) are decided here with
+``JobContext``, exactly as the select engine does.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from crawlsel.errors import ConnectionClosed, CrawlError
@@ -148,11 +150,10 @@ def _act(events: list[Event], job: Job) -> ResponseHead | None:
     return None
 
 
-def drive(
-    procedure: Procedure, perform: Callable[[Operation], Generator[Any, Any, Any]]
-) -> Generator[Any, Any, FetchResult]:
-    """Run a procedure: each operation is done by ``perform``, a generator that may
-    yield while it waits (the coroutine engine) or never yields (blocking)."""
+def drive(procedure: Procedure, io: Performer) -> Generator[Any, Any, FetchResult]:
+    """Run a procedure: each operation is done by ``io.perform``, a generator that
+    may yield while it waits (the coroutine engine) or never yields (blocking)."""
+    perform = io.perform
     value: Any = None
     error: CrawlError | None = None
     while True:

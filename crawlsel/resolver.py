@@ -13,9 +13,9 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from crawlsel.connection import Address
 from crawlsel.errors import ResolveError
 from crawlsel.loop import EventLoop
+from crawlsel.netboundary import Address
 
 Answer = list[Address] | ResolveError
 Callback = Callable[[Answer], None]

@@ -21,10 +21,10 @@ from crawlsel.frontier import ListFrontier
 from crawlsel.http11 import ResponseHead
 from crawlsel.models import Config, FetchResult, InvalidLine, Target
 from crawlsel.options import build_config, common_options
+from crawlsel.ordered_output import OrderedOutput
 from crawlsel.report import RunReport, printable
 from crawlsel.run import Run
 from crawlsel.sources import check_readable, parse_url, read_targets
-from crawlsel.writer import OrderedOutput
 
 EXIT_CODES_HELP = """\b
 Exit status:

@@ -19,6 +19,19 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 Address = tuple[int, tuple]
 
 
+def bracketed(host: str) -> str:
+    """A host as URLs, Host headers and addresses spell it: an IPv6 literal in
+    brackets ("[::1]", RFC 3986 3.2.2), any other host as it is."""
+    return f"[{host}]" if ":" in host else host
+
+
+def authority(scheme: str, host: str, port: int) -> str:
+    """``host[:port]`` of a URL or a Host header: the port only when it is not the scheme's default."""
+    if port != DEFAULT_PORTS[scheme]:
+        return f"{bracketed(host)}:{port}"
+    return bracketed(host)
+
+
 class Target(NamedTuple):
     """One absolute http(s) URL, split into what a connection and a request need."""
 
@@ -37,10 +50,7 @@ class Target(NamedTuple):
 
     @property
     def host_header(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        if self.port != DEFAULT_PORTS[self.scheme]:
-            return f"{host}:{self.port}"
-        return host
+        return authority(self.scheme, self.host, self.port)
 
 
 def request_key(target: Target) -> tuple[str, str, int, str]:

@@ -2,28 +2,31 @@
 
 Every way of starting a run (``fetch``, ``get``; crawl mode and workers next)
 goes through here: it fits the open-file limit to ``--concurrency``, creates the
-output folder and the page writer, builds the event loop and the dispatcher (or
-another engine), turns the first Ctrl-C or SIGTERM into a clean stop, runs, and
-says how the run ended.  It prints nothing: the caller maps the outcome to a
+output folder and the page writer (``save_2xx``: only a 2xx response is saved),
+builds the event loop and the dispatcher (or another engine), turns the first
+Ctrl-C or SIGTERM into a clean stop, runs, and says how the run ended.  It prints nothing: the caller maps the outcome to a
 summary and an exit status.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import resource
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crawlsel.dispatcher import Dispatcher
 from crawlsel.errors import SourceError
 from crawlsel.frontier import Frontier, blocking_records
 from crawlsel.job import SinkFactory, SkipCheck
 from crawlsel.loop import EventLoop
-from crawlsel.models import Config, FetchResult
+from crawlsel.models import Config, FetchResult, Target
+
+if TYPE_CHECKING:
+    from crawlsel.http11 import ResponseHead
+    from crawlsel.writer import PageFile, PageWriter
 
 ResultCallback = Callable[[FetchResult], None]
 TICK_SECONDS = 0.1  # progress refresh
@@ -75,7 +78,7 @@ class Run:
                 writer = open_output(config)
             except OSError as exc:
                 return RunOutcome(usage_error=str(exc))
-            open_sink = writer.open
+            open_sink = save_2xx(writer)
             skip = writer.existing if config.skip_existing else writer.prepare
             user_callback = on_result
 
@@ -143,14 +146,16 @@ class Run:
         self, open_sink: SinkFactory, on_result: ResultCallback, skip: SkipCheck | None
     ) -> RunOutcome:
         """The blocking, threads and coroutine engines (crawlsel compare's other models)."""
-        module = importlib.import_module(f"crawlsel.engines.{self._engine}")
+        from crawlsel.engines import load
+
+        engine = load(self._engine)
 
         def terminate(signum: int, frame: object) -> None:
             raise KeyboardInterrupt
 
         previous = signal.signal(signal.SIGTERM, terminate)
         try:
-            module.run(self.config, blocking_records(self.frontier), open_sink, on_result, skip)
+            engine(self.config, blocking_records(self.frontier), open_sink, on_result, skip)
         except KeyboardInterrupt:
             self._interrupted = True
         finally:
@@ -158,7 +163,18 @@ class Run:
         return RunOutcome(interrupted=self._interrupted)
 
 
-def open_output(config: Config) -> Any:
+def save_2xx(writer: PageWriter) -> SinkFactory:
+    """The sink factory of a run that saves pages: a file for a 2xx response only
+    (as wget: an error page or an unfollowed redirect is not saved as the page)."""
+    open_page = writer.open
+
+    def open_sink(target: Target, head: ResponseHead) -> PageFile | None:
+        return open_page(target) if 200 <= head.status < 300 else None
+
+    return open_sink
+
+
+def open_output(config: Config) -> PageWriter:
     """The page writer for ``config.output_dir``, creating the folder; OSError with a
     message naming the folder when it cannot be created or written to."""
     from crawlsel.writer import PageWriter

@@ -1,4 +1,4 @@
-"""TLS settings, the non-blocking handshake, and ``ssl`` failures as one-line reasons.
+"""TLS settings and the non-blocking handshake (its failures are worded in ``netboundary``).
 
 Imported only once a run meets an https:// URL: loading ``ssl`` (OpenSSL and its
 enums) costs about 9 ms of start-up that plain-HTTP runs do not pay.  Certificates are verified against the system store by default
@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import ssl
 
-from crawlsel.errors import ConnectError, TLSError
 from crawlsel.loop import EVENT_READ, EVENT_WRITE
+from crawlsel.netboundary import handshake_failed, handshake_lost
 
 # "Try again when the selector says so", for a TLS socket: the plain pair plus the
 # two raised when a TLS record is incomplete in either direction.
 WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 ERRORS = (ssl.SSLError,)
-
-# OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH.
-_NAME_MISMATCH_CODES = (62, 64)
 
 
 def make_context(*, cacert: str | None = None, insecure: bool = False) -> ssl.SSLContext:
@@ -39,22 +36,6 @@ def make_context(*, cacert: str | None = None, insecure: bool = False) -> ssl.SS
     return context
 
 
-def describe(exc: ssl.SSLError) -> TLSError:
-    """One line a user can act on, for any failure during a TLS handshake."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        if exc.verify_code in _NAME_MISMATCH_CODES:
-            detail = f"hostname mismatch ({exc.verify_message})"
-        else:
-            detail = exc.verify_message or exc.reason or str(exc)
-        return TLSError(f"certificate verify failed: {detail}")
-    reason = (exc.reason or "").lower()
-    if reason in ("wrong_version_number", "record_layer_failure", "packet_length_too_long", "http_request"):
-        return TLSError("TLS handshake failed: the server did not answer with TLS (is it a plain-HTTP port?)")
-    if isinstance(exc, ssl.SSLEOFError) or reason == "unexpected_eof_while_reading":
-        return TLSError("TLS handshake failed: server closed the connection")
-    return TLSError(f"TLS handshake failed: {exc.reason or exc}")
-
-
 def handshake_step(sock: ssl.SSLSocket) -> int:
     """Advance a non-blocking handshake: the selector event to wait for, 0 once done."""
     try:
@@ -64,7 +45,7 @@ def handshake_step(sock: ssl.SSLSocket) -> int:
     except ssl.SSLWantWriteError:
         return EVENT_WRITE
     except ssl.SSLError as exc:
-        raise describe(exc) from None
+        raise handshake_failed(exc) from None
     except OSError as exc:
-        raise ConnectError(f"connection lost during the TLS handshake ({exc.strerror or exc})") from None
+        raise handshake_lost(exc) from None
     return 0

@@ -16,7 +16,7 @@ import re
 from urllib.parse import quote, urlsplit
 
 from crawlsel.errors import InvalidURL
-from crawlsel.models import DEFAULT_PORTS
+from crawlsel.models import DEFAULT_PORTS, authority
 
 # Characters that may stay as they are in a request-target (RFC 3986 pchar, "/", "?", "%").
 _TARGET_SAFE = "/?%:@!$&'()*+,;=-._~"
@@ -111,11 +111,7 @@ def normalize(url: str) -> str:
     escapes in upper case, dot segments removed, fragment dropped.
     """
     scheme, host, port, target = split(url)
-    if ":" in host:
-        host = f"[{host}]"
-    if port != DEFAULT_PORTS[scheme]:
-        host = f"{host}:{port}"
-    return f"{scheme}://{host}{target}"
+    return f"{scheme}://{authority(scheme, host, port)}{target}"
 
 
 def normalize_target(target: str) -> str:

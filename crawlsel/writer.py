@@ -4,6 +4,8 @@
 segment is made a valid, unambiguous file name on Linux, macOS and Windows, and no
 URL can name a path outside the folder.  ``PageWriter`` streams a body into a
 temporary file in the destination folder and renames it into place when complete.
+The writer is told where a page goes, never whether: which responses are saved
+is the run's policy (``run.save_2xx``).
 """
 
 from __future__ import annotations
@@ -13,13 +15,12 @@ import itertools
 import os
 import re
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
 from crawlsel.errors import CrawlError, WriteError
 from crawlsel.hashtable import HashMap64, fingerprint
-from crawlsel.http11 import ResponseHead
-from crawlsel.models import DEFAULT_PORTS, Target
+from crawlsel.models import DEFAULT_PORTS, Target, bracketed
 from crawlsel.urls import normalize_escapes, remove_dot_segments
 
 if TYPE_CHECKING:
@@ -72,8 +73,7 @@ def page_path(target: Target) -> list[str]:
 
 @functools.lru_cache(maxsize=4096)  # a list names few hosts, many times
 def _host_folder(host: str, port: int, scheme: str) -> str:
-    if ":" in host:
-        host = f"[{host}]"
+    host = bracketed(host)
     if port != DEFAULT_PORTS[scheme]:
         host = f"{host}_{port}"
     return safe_name(host)
@@ -256,7 +256,11 @@ class PageFile:
 
 
 class PageWriter:
-    """Opens ``PageFile``s for 2xx responses; no two URLs of a run get the same file."""
+    """Opens ``PageFile``s; no two URLs of a run get the same file.
+
+    Which responses are saved is the caller's decision (``run.save_2xx``): a
+    writer is only told where a page goes.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = str(root)
@@ -269,9 +273,8 @@ class PageWriter:
         self._tmp_ids = itertools.count()
         self.held_bytes = 0  # bodies held in memory by open PageFiles (approximate with threads)
 
-    def open(self, target: Target, head: ResponseHead) -> PageFile | None:
-        if not 200 <= head.status < 300:
-            return None
+    def open(self, target: Target) -> PageFile:
+        """The file the page of ``target`` is written to (folders made as needed)."""
         relative = self._names.pop(target.url, None) or self._claim(target)
         final = os.path.join(self.root, relative)
         folder = os.path.dirname(final)
@@ -333,94 +336,6 @@ class PageWriter:
                 if self._claimed.setdefault(candidate.casefold(), target.url) == owner:
                     return candidate
         return relative
-
-
-class OrderedOutput:
-    """Bodies to one stream (stdout) in input order while they complete in any order.
-
-    The body whose turn it is goes straight to the stream; later ones wait in
-    spooled temporary files (in memory up to 4 MiB each, then on disk).
-    """
-
-    SPOOL_IN_MEMORY = 4 * 1024 * 1024
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._stream = stream
-        self._next = 0
-        self._parts: dict[int, _OutputPart] = {}
-        self._finished: set[int] = set()
-        self.closed = False  # the reader went away (``crawlsel get ... | head``)
-
-    def open(self, target: Target, head: ResponseHead) -> _OutputPart:
-        part = _OutputPart(self, direct=target.index == self._next)
-        self._parts[target.index] = part
-        return part
-
-    def finished(self, index: int) -> None:
-        """Every URL's result passes here, saved or not, so that the order moves on."""
-        self._finished.add(index)
-        if self.closed:
-            return
-        try:
-            while self._next in self._finished:
-                self._finished.discard(self._next)
-                part = self._parts.pop(self._next, None)
-                if part is not None:
-                    part.flush_to(self._stream)
-                self._next += 1
-            upcoming = self._parts.get(self._next)
-            if upcoming is not None:
-                upcoming.flush_to(self._stream)
-                upcoming.direct = True
-            self._stream.flush()
-        except BrokenPipeError:
-            self.closed = True
-
-    def _write(self, data: bytes) -> None:
-        if self.closed:
-            raise WriteError("standard output is closed")
-        try:
-            self._stream.write(data)
-        except BrokenPipeError:
-            self.closed = True
-            raise WriteError("standard output is closed") from None
-        except OSError as exc:
-            raise WriteError(f"cannot write to standard output: {exc.strerror or exc}") from None
-
-
-class _OutputPart:
-    __slots__ = ("_owner", "direct", "_spool")
-
-    def __init__(self, owner: OrderedOutput, direct: bool) -> None:
-        self._owner = owner
-        self.direct = direct
-        self._spool: IO[bytes] | None = None
-
-    def write(self, data: bytes) -> None:
-        if self.direct:
-            self._owner._write(data)
-            return
-        if self._spool is None:
-            import tempfile  # only `get` with bodies completing out of order
-
-            self._spool = tempfile.SpooledTemporaryFile(max_size=OrderedOutput.SPOOL_IN_MEMORY)
-        self._spool.write(data)
-
-    def flush_to(self, stream: IO[bytes]) -> None:
-        if self._spool is not None:
-            self._spool.seek(0)
-            while chunk := self._spool.read(1 << 20):
-                stream.write(chunk)
-            self._spool.close()
-            self._spool = None
-
-    def commit(self) -> str | None:
-        return None
-
-    def discard(self) -> None:
-        if self._spool is not None:
-            self._spool.close()
-            self._spool = None
 
 
 def commit_page(job: Job) -> tuple[str | None, CrawlError | None]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from crawlsel.dispatcher import Dispatcher
 from crawlsel.loop import EventLoop
 from crawlsel.models import Config, FetchResult
+from crawlsel.run import save_2xx
 from crawlsel.sources import parse_url
 from crawlsel.writer import PageWriter
 
@@ -15,7 +16,7 @@ from crawlsel.writer import PageWriter
 def run(config: Config, urls: list[str], out: Path) -> tuple[Dispatcher, list[FetchResult]]:
     loop = EventLoop()
     results: list[FetchResult] = []
-    dispatcher = Dispatcher(loop, config, PageWriter(out).open, results.append)
+    dispatcher = Dispatcher(loop, config, save_2xx(PageWriter(out)), results.append)
     dispatcher.run(parse_url(url, index=i) for i, url in enumerate(urls))
     loop.close()
     return dispatcher, results
@@ -75,7 +76,7 @@ def test_a_long_list_is_read_in_slices_so_the_first_requests_leave_before_its_en
 
     loop = EventLoop()
     results: list[FetchResult] = []
-    Dispatcher(loop, Config(concurrency=4, per_host=4), PageWriter(tmp_path).open, results.append).run(
+    Dispatcher(loop, Config(concurrency=4, per_host=4), save_2xx(PageWriter(tmp_path)), results.append).run(
         records()
     )
     loop.close()

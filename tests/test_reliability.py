@@ -26,6 +26,7 @@ import pytest
 from crawlsel.dispatcher import Dispatcher
 from crawlsel.loop import EventLoop
 from crawlsel.models import Config, FetchResult
+from crawlsel.run import save_2xx
 from crawlsel.sources import parse_url
 from crawlsel.writer import PageWriter
 
@@ -120,7 +121,7 @@ def run_case(case: Case, out: Path) -> tuple[list[FetchResult], bool, dict[str, 
             writer.forget(result.url)
             results.append(result)
 
-        dispatcher = Dispatcher(loop, config, writer.open, on_result, skip=writer.prepare)
+        dispatcher = Dispatcher(loop, config, save_2xx(writer), on_result, skip=writer.prepare)
         hung = threading.Event()
 
         def watchdog() -> None:

@@ -20,6 +20,7 @@ from crawlsel.dispatcher import Dispatcher
 from crawlsel.loop import EventLoop
 from crawlsel.models import Config, FetchResult
 from crawlsel.resolver import Resolver
+from crawlsel.run import save_2xx
 from crawlsel.sources import parse_url
 from crawlsel.writer import PageWriter
 
@@ -233,7 +234,7 @@ def test_slow_lookup_delays_only_its_own_host(server: HTTPTestServer, tmp_path: 
         finished.append((result.url, time.monotonic() - started))
 
     resolver = Resolver(loop, getaddrinfo=fake_getaddrinfo)
-    Dispatcher(loop, Config(), PageWriter(tmp_path).open, on_result, resolver=resolver).run(
+    Dispatcher(loop, Config(), save_2xx(PageWriter(tmp_path)), on_result, resolver=resolver).run(
         parse_url(u, index=i) for i, u in enumerate(urls)
     )
     loop.close()
@@ -305,7 +306,7 @@ def test_next_address_is_tried_when_the_first_refuses(server: HTTPTestServer, tm
     loop = EventLoop()
     results: list[FetchResult] = []
     resolver = Resolver(loop, getaddrinfo=two_addresses)
-    Dispatcher(loop, Config(), PageWriter(tmp_path).open, results.append, resolver=resolver).run(
+    Dispatcher(loop, Config(), save_2xx(PageWriter(tmp_path)), results.append, resolver=resolver).run(
         [parse_url(f"http://multi.test:{server.port}/x")]
     )
     loop.close()
@@ -355,7 +356,7 @@ def test_a_silent_address_is_raced_after_250_ms(server: HTTPTestServer, tmp_path
     started = time.monotonic()
     try:
         Dispatcher(
-            loop, Config(connect_timeout=5), PageWriter(tmp_path).open, results.append, resolver=resolver
+            loop, Config(connect_timeout=5), save_2xx(PageWriter(tmp_path)), results.append, resolver=resolver
         ).run([parse_url(f"http://multi.test:{server.port}/x")])
     finally:
         loop.close()

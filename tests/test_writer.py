@@ -10,8 +10,10 @@ import pytest
 
 from crawlsel.errors import WriteError
 from crawlsel.http11 import ResponseHead
+from crawlsel.ordered_output import OrderedOutput
+from crawlsel.run import save_2xx
 from crawlsel.sources import parse_url
-from crawlsel.writer import HELD_BYTES_MAX, HOLD_BYTES, MAX_NAME_BYTES, OrderedOutput, PageWriter, page_path
+from crawlsel.writer import HELD_BYTES_MAX, HOLD_BYTES, MAX_NAME_BYTES, PageWriter, page_path
 
 
 def rel(url: str) -> str:
@@ -88,7 +90,7 @@ def head(status: int = 200) -> ResponseHead:
 
 def test_small_page_is_held_then_written_under_a_temporary_name_and_renamed(tmp_path: Path) -> None:
     writer = PageWriter(tmp_path)
-    page = writer.open(parse_url("http://h/a/b.html"), head())
+    page = writer.open(parse_url("http://h/a/b.html"))
     assert page is not None
     page.write(b"part one, ")
     page.write(bytearray(b"part two"))  # a view of a reused buffer is copied when held
@@ -103,7 +105,7 @@ def test_small_page_is_held_then_written_under_a_temporary_name_and_renamed(tmp_
 
 def test_large_page_streams_to_a_temporary_file(tmp_path: Path) -> None:
     writer = PageWriter(tmp_path)
-    page = writer.open(parse_url("http://h/big"), head())
+    page = writer.open(parse_url("http://h/big"))
     assert page is not None
     page.write(b"a" * HOLD_BYTES)
     assert list((tmp_path / "h").iterdir()) == []
@@ -118,7 +120,7 @@ def test_large_page_streams_to_a_temporary_file(tmp_path: Path) -> None:
 def test_the_run_holds_at_most_held_bytes_max_in_memory(tmp_path: Path) -> None:
     writer = PageWriter(tmp_path)
     count = HELD_BYTES_MAX // HOLD_BYTES
-    pages = [writer.open(parse_url(f"http://h/{i}"), head()) for i in range(count + 1)]
+    pages = [writer.open(parse_url(f"http://h/{i}")) for i in range(count + 1)]
     for page in pages:
         assert page is not None
         page.write(b"x" * HOLD_BYTES)
@@ -133,7 +135,7 @@ def test_the_run_holds_at_most_held_bytes_max_in_memory(tmp_path: Path) -> None:
 
 def test_discarded_page_leaves_nothing(tmp_path: Path) -> None:
     writer = PageWriter(tmp_path)
-    page = writer.open(parse_url("http://h/x"), head())
+    page = writer.open(parse_url("http://h/x"))
     assert page is not None
     page.write(b"partial")
     page.discard()
@@ -142,8 +144,9 @@ def test_discarded_page_leaves_nothing(tmp_path: Path) -> None:
 
 def test_only_2xx_is_saved(tmp_path: Path) -> None:
     writer = PageWriter(tmp_path)
-    assert writer.open(parse_url("http://h/x"), head(404)) is None
-    assert writer.open(parse_url("http://h/x"), head(301)) is None
+    open_sink = save_2xx(writer)
+    assert open_sink(parse_url("http://h/x"), head(404)) is None
+    assert open_sink(parse_url("http://h/x"), head(301)) is None
 
 
 def test_two_urls_never_share_a_file(tmp_path: Path) -> None:
@@ -163,16 +166,16 @@ def test_two_urls_never_share_a_file(tmp_path: Path) -> None:
 def test_write_failure_is_a_write_error(tmp_path: Path) -> None:
     (tmp_path / "not-a-folder").write_text("a file where the output folder should be")
     with pytest.raises(WriteError, match="cannot create"):
-        PageWriter(tmp_path / "not-a-folder").open(parse_url("http://h/x"), head())
+        PageWriter(tmp_path / "not-a-folder").open(parse_url("http://h/x"))
 
 
 def test_a_file_in_the_way_of_a_folder_keeps_the_rest_in_one_name(tmp_path: Path) -> None:
     writer = PageWriter(tmp_path)
-    first = writer.open(parse_url("http://h/a"), head())
+    first = writer.open(parse_url("http://h/a"))
     assert first is not None
     first.write(b"page a")
     first.commit()
-    second = writer.open(parse_url("http://h/a/b/c"), head())
+    second = writer.open(parse_url("http://h/a/b/c"))
     assert second is not None
     second.write(b"page a/b/c")
     assert second.commit() == str(tmp_path / "h" / "a%2Fb%2Fc")
@@ -181,10 +184,10 @@ def test_a_file_in_the_way_of_a_folder_keeps_the_rest_in_one_name(tmp_path: Path
 
 def test_a_folder_in_the_way_of_a_file_takes_it_as_index(tmp_path: Path) -> None:
     writer = PageWriter(tmp_path)
-    first = writer.open(parse_url("http://h/a/b"), head())
+    first = writer.open(parse_url("http://h/a/b"))
     assert first is not None
     first.commit()
-    second = writer.open(parse_url("http://h/a"), head())
+    second = writer.open(parse_url("http://h/a"))
     assert second is not None
     second.write(b"page a")
     assert second.commit() == str(tmp_path / "h" / "a" / "index.html")
@@ -194,7 +197,7 @@ def test_existing_symlink_at_temp_name_is_not_followed(tmp_path: Path) -> None:
     victim = tmp_path / "victim"
     victim.write_text("keep me")
     writer = PageWriter(tmp_path / "out")
-    page = writer.open(parse_url("http://h/x"), head())
+    page = writer.open(parse_url("http://h/x"))
     assert page is not None
     page.write(b"new")
     (tmp_path / "out" / "h" / "x").symlink_to(victim)

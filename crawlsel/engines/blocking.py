@@ -13,28 +13,40 @@ import select
 import socket
 import ssl
 import time
-from collections.abc import Callable, Generator, Iterable
-from typing import Any
+from collections.abc import Generator, Iterable
+from typing import TYPE_CHECKING, Any
 
-from crawlsel.connection import connect_message
-from crawlsel.engines.procedure import Connect, Procedure, Receive, Release, Send, Sleep, drive
-from crawlsel.errors import ConnectError, ConnectionClosed, ConnectionReset, CrawlError, Timeout
-from crawlsel.job import Job, JobContext
-from crawlsel.models import Config, FetchResult, InvalidLine, Target
+from crawlsel.engines.procedure import (
+    Channel,
+    Connect,
+    Operation,
+    Procedure,
+    Receive,
+    Release,
+    Send,
+    drive,
+    fetch,
+)
+from crawlsel.errors import CrawlError
+from crawlsel.job import Job, JobContext, SinkFactory, SkipCheck
+from crawlsel.models import Config, FetchResult, Target
+from crawlsel.netboundary import (
+    connect_blocking,
+    handshake_failed,
+    handshake_lost,
+    handshake_timed_out,
+    read_timed_out,
+    receive_failed,
+    send_failed,
+)
 from crawlsel.resolver import family_for, lookup_now, pinned_for
 from crawlsel.sources import WaitForInput
-from crawlsel.tls import describe, make_context
+from crawlsel.tls import make_context
+
+if TYPE_CHECKING:
+    from crawlsel.engines import Record, ResultCallback
 
 RECV_BYTES = 256 * 1024
-
-
-class Channel:
-    __slots__ = ("sock", "origin", "reused")
-
-    def __init__(self, sock: socket.socket, origin: tuple[str, str, int]) -> None:
-        self.sock = sock
-        self.origin = origin
-        self.reused = False
 
 
 class BlockingIO:
@@ -49,26 +61,26 @@ class BlockingIO:
         self._pinned = pinned_for(config.pinned)
 
     def run(self, procedure: Procedure) -> FetchResult:
-        driver = drive(procedure, self._perform_now)
+        driver = drive(procedure, self)
         try:
             next(driver)
         except StopIteration as stop:
             return stop.value
         raise RuntimeError("a blocking operation tried to wait")  # pragma: no cover
 
-    def _perform_now(self, op: Any) -> Generator[None, None, Any]:
+    def perform(self, op: Operation) -> Generator[None, None, Any]:
         """The operation done at once, as a generator that never yields (see drive)."""
         return self._perform(op)
         yield  # pragma: no cover - makes this a generator function
 
-    def _perform(self, op: Any) -> Any:
+    def _perform(self, op: Operation) -> Any:
         if isinstance(op, Receive):
             return self._receive(op.channel)
         if isinstance(op, Send):
             try:
                 op.channel.sock.sendall(op.data)
             except OSError as exc:
-                raise send_error(exc) from None
+                raise send_failed(exc) from None
             return None
         if isinstance(op, Connect):
             return self._connect(op.target, op.fresh)
@@ -79,10 +91,8 @@ class BlockingIO:
             else:
                 op.channel.sock.close()
             return None
-        if isinstance(op, Sleep):
-            time.sleep(op.seconds)
-            return None
-        raise TypeError(op)
+        time.sleep(op.seconds)  # Sleep
+        return None
 
     def _connect(self, target: Target, fresh: bool) -> Channel:
         idle = self._idle.pop(target.origin, None)
@@ -94,21 +104,7 @@ class BlockingIO:
         answer = lookup_now(address, target.port, family=self._family)
         if isinstance(answer, CrawlError):
             raise answer
-        timeout = self._config.connect_timeout
-        for i, (family, sockaddr) in enumerate(answer):
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.settimeout(timeout)
-            try:
-                sock.connect(sockaddr)
-                break
-            except TimeoutError:
-                sock.close()
-                raise Timeout(f"connect timed out after {timeout:g} s") from None
-            except OSError as exc:
-                sock.close()
-                if i == len(answer) - 1:
-                    raise ConnectError(connect_message(sockaddr, exc.errno or 0)) from None
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = connect_blocking(answer, self._config.connect_timeout)
         if target.scheme == "https":
             sock = self._handshake(sock, target.host)
         sock.settimeout(self._config.read_timeout)
@@ -121,21 +117,21 @@ class BlockingIO:
             return self._tls.wrap_socket(sock, server_hostname=host)
         except TimeoutError:
             sock.close()
-            raise Timeout(f"TLS handshake timed out after {self._config.connect_timeout:g} s") from None
+            raise handshake_timed_out(self._config.connect_timeout) from None
         except ssl.SSLError as exc:
             sock.close()
-            raise describe(exc) from None
+            raise handshake_failed(exc) from None
         except OSError as exc:
             sock.close()
-            raise ConnectError(f"connection lost during the TLS handshake ({exc.strerror or exc})") from None
+            raise handshake_lost(exc) from None
 
     def _receive(self, channel: Channel) -> bytes:
         try:
             return channel.sock.recv(RECV_BYTES)
         except TimeoutError:
-            raise Timeout(f"no data from server for {self._config.read_timeout:g} s") from None
+            raise read_timed_out(self._config.read_timeout) from None
         except OSError as exc:
-            raise receive_error(exc) from None
+            raise receive_failed(exc, response_started=True) from None  # the procedure corrects it
 
     def close(self) -> None:
         for channel in self._idle.values():
@@ -143,22 +139,7 @@ class BlockingIO:
         self._idle.clear()
 
 
-def send_error(exc: OSError) -> ConnectionClosed:
-    return ConnectionReset(
-        f"connection lost while sending the request ({exc.strerror or exc})", response_started=False
-    )
-
-
-def receive_error(exc: OSError) -> ConnectionClosed:
-    """The same words as the select engine; the procedure corrects response_started."""
-    if isinstance(exc, ssl.SSLError):
-        return ConnectionClosed(f"TLS error while receiving ({exc.reason or exc})", response_started=True)
-    return ConnectionReset(f"connection reset by server ({exc.strerror or exc})", response_started=True)
-
-
-def jobs(
-    records: Iterable[Any], context: JobContext, on_result: Callable[[FetchResult], None]
-) -> Iterable[Job]:
+def jobs(records: Iterable[Record], context: JobContext, on_result: ResultCallback) -> Iterable[Job]:
     """The URL list as jobs; invalid lines and skipped pages are reported at once."""
     for record in records:
         if isinstance(record, WaitForInput):
@@ -173,13 +154,11 @@ def jobs(
 
 def run(
     config: Config,
-    records: Iterable[Target | InvalidLine | WaitForInput],
-    open_sink: Any,
-    on_result: Callable[[FetchResult], None],
-    skip: Any = None,
+    records: Iterable[Record],
+    open_sink: SinkFactory,
+    on_result: ResultCallback,
+    skip: SkipCheck | None = None,
 ) -> None:
-    from crawlsel.engines.procedure import fetch
-
     context = JobContext(config, open_sink, skip)
     io = BlockingIO(config)
     try:

@@ -5,25 +5,44 @@ thread without asyncio: ``procedure.fetch`` reads top to bottom like the blockin
 version, and here each operation is done with non-blocking sockets, *yielding* a
 ``Future`` until the selector says the socket is ready.  A ``Task`` resumes its
 generator when the future it waits on is done.
+
+A host's addresses are tried in turn, each once the one before failed; they are
+not raced after a head start as the select engine's connection races them
+(RFC 8305).  Racing needs several connects in flight for one task, which is
+what the connector of the select engine does on this same loop: the engine
+should take its sockets from there once it stands on its own.
 """
 
 from __future__ import annotations
 
-import errno
 import socket
 import ssl
 from collections.abc import Callable, Generator, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from crawlsel.connection import connect_message
-from crawlsel.engines.blocking import RECV_BYTES, Channel, jobs, receive_error, send_error
-from crawlsel.engines.procedure import Connect, Receive, Release, Send, drive, fetch
+from crawlsel.engines.blocking import RECV_BYTES, jobs
+from crawlsel.engines.procedure import Channel, Connect, Operation, Receive, Release, Send, drive, fetch
 from crawlsel.errors import ConnectError, CrawlError, Timeout
-from crawlsel.job import JobContext
+from crawlsel.job import JobContext, SinkFactory, SkipCheck
 from crawlsel.loop import EVENT_READ, EVENT_WRITE, EventLoop
 from crawlsel.models import Config, FetchResult
+from crawlsel.netboundary import (
+    CONNECT_STARTED,
+    Address,
+    connect_failed,
+    connect_timed_out,
+    handshake_timed_out,
+    read_timed_out,
+    receive_failed,
+    send_failed,
+    send_timed_out,
+    start_connect,
+)
 from crawlsel.resolver import Resolver, family_for, pinned_for
-from crawlsel.tls import describe, make_context
+from crawlsel.tls import handshake_step, make_context
+
+if TYPE_CHECKING:
+    from crawlsel.engines import Record, ResultCallback
 
 
 class Future:
@@ -74,17 +93,20 @@ class AsyncIO:
         self.idle: dict[tuple[str, str, int], list[Channel]] = {}
         self.tls: ssl.SSLContext | None = None
 
-    def wait(self, sock: socket.socket, events: int, timeout: float, message: str) -> Iterator[Future]:
+    def wait(
+        self, sock: socket.socket, events: int, timeout: float, timed_out: Callable[[float], Timeout]
+    ) -> Iterator[Future]:
+        """Until ``sock`` is ready for ``events``; ``timed_out(timeout)`` is thrown in after ``timeout`` s."""
         future = Future()
         self.loop.register(sock, events, future)
-        timer = self.loop.call_later(timeout, lambda: future.set(error=Timeout(message)))
+        timer = self.loop.call_later(timeout, lambda: future.set(error=timed_out(timeout)))
         try:
             yield future
         finally:
             timer.cancel()
             self.loop.unregister(sock)
 
-    def perform(self, op: Any) -> Generator[Future, Any, Any]:
+    def perform(self, op: Operation) -> Generator[Future, Any, Any]:
         if isinstance(op, Receive):
             return (yield from self.receive(op.channel))
         if isinstance(op, Send):
@@ -110,42 +132,48 @@ class AsyncIO:
             yield found
         if isinstance(found.result, CrawlError):
             raise found.result
-        family, sockaddr = found.result[0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setblocking(False)
+        # The addresses in turn, each once the one before failed.  Not raced as the
+        # select engine races them (RFC 8305): see the module docstring.
+        addresses = found.result
+        for i, address in enumerate(addresses):
+            try:
+                sock = yield from self.connect_to(address)
+                break
+            except ConnectError:
+                if i == len(addresses) - 1:
+                    raise
+        if target.scheme == "https":
+            try:
+                sock = yield from self.handshake(sock, target.host)
+            except BaseException:
+                sock.close()  # a failed handshake leaves no socket open
+                raise
+        return Channel(sock, target.origin)
+
+    def connect_to(self, address: Address) -> Generator[Future, Any, socket.socket]:
+        sock, err = start_connect(address)
         try:
-            err = sock.connect_ex(sockaddr)
-            if err == errno.EINPROGRESS:
-                timeout = self.config.connect_timeout
-                yield from self.wait(sock, EVENT_WRITE, timeout, f"connect timed out after {timeout:g} s")
+            if err and err in CONNECT_STARTED:  # 0: connected at once
+                yield from self.wait(sock, EVENT_WRITE, self.config.connect_timeout, connect_timed_out)
                 err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if err:
-                raise ConnectError(connect_message(sockaddr, err))
-            if target.scheme == "https":
-                sock = yield from self.handshake(sock, target.host)
+                raise connect_failed(address[1], err)
         except BaseException:
             sock.close()  # a timeout or a refused connect leaves no socket open
             raise
-        return Channel(sock, target.origin)
+        return sock
 
     def handshake(self, sock: socket.socket, host: str) -> Generator[Future, Any, ssl.SSLSocket]:
         if self.tls is None:
             self.tls = make_context(cacert=self.config.cacert, insecure=self.config.insecure)
         tls = self.tls.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
-        message = f"TLS handshake timed out after {self.config.connect_timeout:g} s"
         try:
-            while True:
-                try:
-                    tls.do_handshake()
-                    return tls
-                except (ssl.SSLWantReadError, ssl.SSLWantWriteError) as want:
-                    events = EVENT_READ if isinstance(want, ssl.SSLWantReadError) else EVENT_WRITE
-                    yield from self.wait(tls, events, self.config.connect_timeout, message)
-                except ssl.SSLError as exc:
-                    raise describe(exc) from None
+            while events := handshake_step(tls):
+                yield from self.wait(tls, events, self.config.connect_timeout, handshake_timed_out)
         except BaseException:
             tls.close()  # it owns the descriptor now
             raise
+        return tls
 
     def send(self, channel: Channel, data: bytes) -> Generator[Future, Any, None]:
         view = memoryview(data)
@@ -153,19 +181,18 @@ class AsyncIO:
             try:
                 view = view[channel.sock.send(view) :]
             except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
-                yield from self.wait(channel.sock, EVENT_WRITE, self.config.read_timeout, "send timed out")
+                yield from self.wait(channel.sock, EVENT_WRITE, self.config.read_timeout, send_timed_out)
             except OSError as exc:
-                raise send_error(exc) from None
+                raise send_failed(exc) from None
 
     def receive(self, channel: Channel) -> Generator[Future, Any, bytes]:
-        message = f"no data from server for {self.config.read_timeout:g} s"
         while True:
             try:
                 return channel.sock.recv(RECV_BYTES)
             except (BlockingIOError, ssl.SSLWantReadError):
-                yield from self.wait(channel.sock, EVENT_READ, self.config.read_timeout, message)
+                yield from self.wait(channel.sock, EVENT_READ, self.config.read_timeout, read_timed_out)
             except OSError as exc:
-                raise receive_error(exc) from None
+                raise receive_failed(exc, response_started=True) from None  # the procedure corrects it
 
     def release(self, op: Release) -> None:
         if op.reusable:
@@ -174,13 +201,20 @@ class AsyncIO:
         else:
             op.channel.sock.close()
 
+    def close(self) -> None:
+        self.resolver.close()
+        for channels in self.idle.values():
+            for channel in channels:
+                channel.sock.close()
+        self.idle.clear()
+
 
 def run(
     config: Config,
-    records: Iterable[Any],
-    open_sink: Any,
-    on_result: Callable[[FetchResult], None],
-    skip: Any = None,
+    records: Iterable[Record],
+    open_sink: SinkFactory,
+    on_result: ResultCallback,
+    skip: SkipCheck | None = None,
 ) -> None:
     loop = EventLoop()
     io = AsyncIO(loop, config)
@@ -198,14 +232,11 @@ def run(
             if job is None:
                 return
             running += 1
-            Task(drive(fetch(job, context), io.perform), start_next)
+            Task(drive(fetch(job, context), io), start_next)
 
     loop.call_soon(start_next)
     try:
         loop.run(keep_alive=lambda: io.resolver.busy)
     finally:
-        io.resolver.close()
-        for channels in io.idle.values():
-            for channel in channels:
-                channel.sock.close()
+        io.close()
         loop.close()

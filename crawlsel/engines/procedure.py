@@ -1,23 +1,41 @@
 """``fetch(job)``: one URL from connect to save, written top to bottom.
 
 A generator that *yields* what it needs done (connect, send, receive, release,
-sleep) and is sent the answer; an engine performs each operation its own way
-(blocking calls, threads, or readiness events) and throws ``CrawlError``s in.
-Redirects, retries, and the one free resend after a dead keep-alive connection
-are decided here with ``JobContext``, exactly as the select engine does.
+sleep) and is sent the answer; an engine (a ``Performer``) performs each
+operation its own way (blocking calls, threads, or readiness events), hands back
+its connections as ``Channel``s, and throws ``CrawlError``s in (worded by
+``netboundary``).  Redirects, retries, and the one free resend after a dead
+keep-alive connection (``netboundary.unanswered``) are decided here with
+``JobContext``, exactly as the select engine does.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator
-from typing import Any, NamedTuple
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from crawlsel.errors import ConnectionClosed, CrawlError
 from crawlsel.http11 import BODY, HEAD, Event, ResponseHead, ResponseParser, UnexpectedData
 from crawlsel.job import Done, Job, JobContext, Outcome, Redirect, Retry, Save
 from crawlsel.models import FetchResult, Target
+from crawlsel.netboundary import unanswered
 from crawlsel.writer import commit_page
+
+if TYPE_CHECKING:
+    import socket
+
+
+class Channel:
+    """A connection as the procedure sees it: engines put their socket in it, the
+    procedure only asks whether it had answered before (``reused``)."""
+
+    __slots__ = ("sock", "origin", "reused")
+
+    def __init__(self, sock: socket.socket, origin: tuple[str, str, int]) -> None:
+        self.sock = sock
+        self.origin = origin
+        self.reused = False
 
 
 class Connect(NamedTuple):
@@ -26,16 +44,16 @@ class Connect(NamedTuple):
 
 
 class Send(NamedTuple):
-    channel: Any
+    channel: Channel
     data: bytes
 
 
 class Receive(NamedTuple):
-    channel: Any  # answered with bytes; b"" is the end of the stream
+    channel: Channel  # answered with bytes; b"" is the end of the stream
 
 
 class Release(NamedTuple):
-    channel: Any
+    channel: Channel
     reusable: bool
 
 
@@ -45,6 +63,15 @@ class Sleep(NamedTuple):
 
 Operation = Connect | Send | Receive | Release | Sleep
 Procedure = Generator[Operation, Any, FetchResult]
+
+
+class Performer(Protocol):
+    """How an engine does the procedure's operations: ``perform`` is a generator
+    that yields while it waits (the coroutine engine) or never yields (blocking),
+    and returns the operation's answer; ``close`` closes idle connections."""
+
+    def perform(self, op: Operation) -> Generator[Any, Any, Any]: ...
+    def close(self) -> None: ...
 
 
 def fetch(job: Job, context: JobContext) -> Procedure:
@@ -63,12 +90,7 @@ def fetch(job: Job, context: JobContext) -> Procedure:
                 job.reset()
                 if channel is not None:
                     yield Release(channel, False)
-                    if (
-                        isinstance(exc, ConnectionClosed)
-                        and channel.reused
-                        and not exc.response_started
-                        and not fresh
-                    ):
+                    if not fresh and unanswered(exc, channel.reused):
                         fresh = True  # the server had closed the idle connection: not a retry
                         continue
                 outcome = context.error_outcome(job, exc)
@@ -88,7 +110,7 @@ def fetch(job: Job, context: JobContext) -> Procedure:
                 pass  # the job now points at its target
 
 
-def exchange(channel: Any, job: Job) -> Generator[Operation, Any, tuple[ResponseHead, bool]]:
+def exchange(channel: Channel, job: Job) -> Generator[Operation, Any, tuple[ResponseHead, bool]]:
     """Send the request, feed what arrives to the parser until the response ends;
     the parser's events are acted on after it returned, as the select engine does."""
     parser = ResponseParser()
@@ -128,11 +150,10 @@ def _act(events: list[Event], job: Job) -> ResponseHead | None:
     return None
 
 
-def drive(
-    procedure: Procedure, perform: Callable[[Operation], Generator[Any, Any, Any]]
-) -> Generator[Any, Any, FetchResult]:
-    """Run a procedure: each operation is done by ``perform``, a generator that may
-    yield while it waits (the coroutine engine) or never yields (blocking)."""
+def drive(procedure: Procedure, io: Performer) -> Generator[Any, Any, FetchResult]:
+    """Run a procedure: each operation is done by ``io.perform``, a generator that
+    may yield while it waits (the coroutine engine) or never yields (blocking)."""
+    perform = io.perform
     value: Any = None
     error: CrawlError | None = None
     while True:

@@ -9,26 +9,31 @@ URLs are handed out as threads free up, so the list is still read lazily.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING
 
 from crawlsel.engines.blocking import BlockingIO, jobs
 from crawlsel.engines.procedure import fetch
-from crawlsel.job import Job, JobContext
-from crawlsel.models import Config, FetchResult
+from crawlsel.job import Job, JobContext, Sink, SinkFactory, SkipCheck
+from crawlsel.models import Config, FetchResult, Target
+
+if TYPE_CHECKING:
+    from crawlsel.engines import Record, ResultCallback
+    from crawlsel.http11 import ResponseHead
 
 
 def run(
     config: Config,
-    records: Iterable[Any],
-    open_sink: Any,
-    on_result: Callable[[FetchResult], None],
-    skip: Any = None,
+    records: Iterable[Record],
+    open_sink: SinkFactory,
+    on_result: ResultCallback,
+    skip: SkipCheck | None = None,
 ) -> None:
     lock = threading.Lock()  # the writer's name claims and the reporter are not thread-safe
 
-    def locked_skip(target: Any) -> Any:
+    def locked_skip(target: Target) -> str | None:
+        assert skip is not None
         with lock:
             return skip(target)
 
@@ -41,7 +46,7 @@ def run(
         with lock:
             on_result(result)
 
-    def locked_sink(target: Any, head: Any) -> Any:
+    def locked_sink(target: Target, head: ResponseHead) -> Sink | None:
         with lock:
             return open_sink(target, head)
 

@@ -1,38 +1,40 @@
 """``Dispatcher``: the select engine's scheduler; decides what each connection fetches next.
 
 It takes work from a ``Frontier`` only while it has room for it, keeps a
-queue per origin, opens connections within the global and per-origin limits,
-reuses idle keep-alive connections, and acts on what ``job.JobContext`` decides a
+queue per origin, gives each queued job a connection from the ``pool`` (which
+opens them within the global and per-origin limits and keeps the idle keep-alive
+ones), and acts on what ``job.JobContext`` decides a
 response means (follow a redirect, retry after a backoff timer, deliver the
 result).  It enforces the whole-URL deadline and turns every URL into exactly one
 ``FetchResult``, reported to the frontier and to the caller.  Each URL's moves
-between stages go through ``job.Stages``, which also keeps the counts.  It never
+between stages go through ``stages.Stages``, which also keeps the counts.  It never
 parses bytes.
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from crawlsel.connection import Connection, IllegalTransition, State, Tracer
-from crawlsel.errors import ConnectionClosed, CrawlError
+from crawlsel.connection import Connection, State
+from crawlsel.errors import CrawlError
 from crawlsel.frontier import Frontier, ListFrontier
 from crawlsel.http11 import ResponseHead
 from crawlsel.job import Done, Job, JobContext, Redirect, Retry, Save, SinkFactory, SkipCheck
 from crawlsel.loop import EventLoop, Timer
 from crawlsel.models import Config, FetchResult
+from crawlsel.netboundary import unanswered
+from crawlsel.pool import ConnectionPool, Origin
 from crawlsel.resolver import Answer, Resolver, family_for, pinned_for
 from crawlsel.sources import Record
 from crawlsel.stages import Stage, Stages
+from crawlsel.tracing import Tracer
 from crawlsel.writer import commit_page
 
 if TYPE_CHECKING:
-    import ssl
+    pass
 
-RECV_BUFFER_BYTES = 256 * 1024  # one buffer for every recv_into of the run
 # Records read per slice while filling the queues: between slices the loop polls
 # its sockets, so the first requests leave before the rest of a long list is read.
 FILL_SLICE = 256
@@ -40,19 +42,6 @@ FILL_SLICE = 256
 MAX_FREE_RESENDS = 16
 
 ResultCallback = Callable[[FetchResult], None]
-
-
-class _Origin:
-    __slots__ = ("key", "queue", "conns", "idle", "addresses", "resolving")
-
-    def __init__(self, key: tuple[str, str, int]) -> None:
-        self.key = key
-        self.queue: deque[Job] = deque()
-        # Dicts as ordered sets: removing one of 10,000 connections is O(1).
-        self.conns: dict[Connection, None] = {}
-        self.idle: dict[Connection, None] = {}  # keep-alive connections waiting for a request
-        self.addresses: Answer | None = None
-        self.resolving = False
 
 
 class Dispatcher:
@@ -77,27 +66,31 @@ class Dispatcher:
             family=family_for(config.ip_version),
             pinned=pinned_for(config.pinned),
         )
-        self._tls: ssl.SSLContext | None = None
-        self._buffer = bytearray(RECV_BUFFER_BYTES)
-        self._origins: dict[tuple[str, str, int], _Origin] = {}
-        self._idle: OrderedDict[Connection, None] = OrderedDict()  # least recently used first
-        self._starved: deque[_Origin] = deque()  # origins waiting for a global slot
+        self._pool = ConnectionPool(loop, config, self, trace)
         self._frontier: Frontier = ListFrontier(())
         self._waiting_fd: int | None = None  # the frontier's input, watched by the loop
         self._stages = Stages()
-        self._open = 0
         self._stopping = False
         # Read ahead far enough to find other origins' URLs while one origin is at its limit.
         self._max_queued = max(1024, 8 * config.concurrency)
         self._fill_timer: Timer | None = None  # the next slice of reading, after a poll
         self._completed: list[tuple[Job, ResponseHead, int]] = []  # answered, not yet acted on
-        self.connections_opened = 0
-        self.connections_by_host: dict[str, int] = {}
-        self.peak_open = 0
 
     @property
     def open_connections(self) -> int:
-        return self._open
+        return self._pool.open
+
+    @property
+    def connections_by_host(self) -> dict[str, int]:
+        return self._pool.connections_by_host
+
+    @property
+    def peak_open(self) -> int:
+        return self._pool.peak_open
+
+    @property
+    def connections_opened(self) -> int:
+        return self._pool.connections_opened
 
     @property
     def total(self) -> int | None:
@@ -130,7 +123,7 @@ class Dispatcher:
         if self._waiting_fd is not None:
             self._loop.unregister(self._waiting_fd)
             self._waiting_fd = None
-        for origin in self._origins.values():
+        for origin in self._pool.origins.values():
             for conn in list(origin.conns):
                 for job in conn.exchanges:
                     if isinstance(job, Job):
@@ -179,9 +172,7 @@ class Dispatcher:
 
     def _enqueue(self, job: Job, *, front: bool = False) -> None:
         key = job.current.origin
-        origin = self._origins.get(key)
-        if origin is None:
-            origin = self._origins[key] = _Origin(key)
+        origin = self._pool.origin(key)
         self._stages.move(job, Stage.QUEUED)
         if front:
             origin.queue.appendleft(job)
@@ -191,12 +182,11 @@ class Dispatcher:
 
     def _maybe_finish(self) -> None:
         if self._frontier.exhausted:
-            for conn in list(self._idle):
-                self._retire(conn)
+            self._pool.retire_idle()
 
     # --- scheduling ----------------------------------------------------------
 
-    def _schedule(self, origin: _Origin) -> None:
+    def _schedule(self, origin: Origin) -> None:
         """Give queued jobs of one origin to connections, opening them within limits."""
         if not origin.queue or self._stopping:
             return
@@ -213,80 +203,17 @@ class Dispatcher:
                 if job.stage is Stage.QUEUED:
                     self._fail(job, origin.addresses)
             return
-        config = self.config
+        pool = self._pool
         while queue:
             if queue[0].stage is not Stage.QUEUED:
                 queue.popleft()  # ended while queued (--timeout): left here to be dropped
                 continue
-            conn = self._pick_connection(origin)
+            conn = pool.pick(origin)
             if conn is None:
-                if len(origin.conns) >= config.per_host:
-                    return  # its own connections will come back for more
-                if self._open >= config.concurrency:
-                    if not self._idle or not self._retire(next(iter(self._idle))):
-                        if origin not in self._starved:
-                            self._starved.append(origin)
-                        return
-                conn = self._connect(origin)
+                if not pool.may_open(origin):
+                    return  # its connections, or a free slot, will come back for more
+                conn = pool.connect(origin)
             self._start(conn, queue.popleft())
-
-    def _pick_connection(self, origin: _Origin) -> Connection | None:
-        if not self.config.keep_alive:
-            return None
-        if origin.idle:
-            conn = origin.idle.popitem()[0]  # the most recently used: its socket is warm
-            del self._idle[conn]
-            return conn
-        pipeline = self.config.pipeline
-        if pipeline > 1 and len(origin.conns) >= self.config.per_host:
-            # Every connection is busy and no new one may open: pipeline on one.
-            for conn in origin.conns:
-                if conn.reusable and conn.inflight < pipeline:
-                    return conn
-        return None
-
-    def _park(self, conn: Connection) -> None:
-        if not conn.reusable:
-            raise IllegalTransition(f"{conn!r}: a connection that cannot be reused is never parked")
-        self._idle[conn] = None
-        self._origins[conn.origin].idle[conn] = None
-
-    def _unpark(self, conn: Connection) -> None:
-        if self._idle.pop(conn, False) is None:
-            del self._origins[conn.origin].idle[conn]
-
-    def _connect(self, origin: _Origin) -> Connection:
-        assert isinstance(origin.addresses, list)
-        config = self.config
-        conn = Connection(
-            self._loop,
-            origin.key,
-            origin.addresses,
-            self,
-            self._buffer,
-            connect_timeout=config.connect_timeout,
-            read_timeout=config.read_timeout,
-            speed_limit=config.speed_limit,
-            speed_time=config.speed_time,
-            tls=self._tls_context() if origin.key[0] == "https" else None,
-            trace=self._trace,
-            raw_heads=config.raw_heads,
-        )
-        origin.conns[conn] = None
-        self._open += 1
-        self.peak_open = max(self.peak_open, self._open)
-        self.connections_opened += 1
-        host = origin.key[1]
-        self.connections_by_host[host] = self.connections_by_host.get(host, 0) + 1
-        conn.open()
-        return conn
-
-    def _tls_context(self) -> ssl.SSLContext:
-        if self._tls is None:  # built once, on the first https origin
-            from crawlsel.tls import make_context  # loads ssl: plain-HTTP runs never do
-
-            self._tls = make_context(cacert=self.config.cacert, insecure=self.config.insecure)
-        return self._tls
 
     def _start(self, conn: Connection, job: Job) -> None:
         self._stages.move(job, Stage.SENT)
@@ -297,21 +224,7 @@ class Dispatcher:
         job.conn = conn
         conn.submit(job)
 
-    def _retire(self, conn: Connection) -> bool:
-        """Close an idle connection to free its slot; False if it is busy."""
-        if conn.inflight:
-            return False
-        self._unpark(conn)
-        conn.close()
-        self._forget(conn)
-        return True
-
-    def _forget(self, conn: Connection) -> None:
-        origin = self._origins[conn.origin]
-        del origin.conns[conn]
-        self._open -= 1
-
-    def _resolved(self, origin: _Origin, answer: Answer) -> None:
+    def _resolved(self, origin: Origin, answer: Answer) -> None:
         origin.addresses = answer
         origin.resolving = False
         self._schedule(origin)
@@ -319,8 +232,8 @@ class Dispatcher:
         self._loop.call_soon(self._fill)
 
     def _wake_starved(self) -> None:
-        while self._starved and self._open < self.config.concurrency:
-            self._schedule(self._starved.popleft())
+        while (origin := self._pool.next_starved()) is not None:
+            self._schedule(origin)
 
     # --- ConnectionListener --------------------------------------------------
 
@@ -339,18 +252,19 @@ class Dispatcher:
             self._completed.append((job, head, conn.fd))
         # The connection gets its next request before these pages are saved and
         # reported: the server starts on it one file rename earlier.
-        origin = self._origins[conn.origin]
+        pool = self._pool
+        origin = pool.origins[conn.origin]
         if not conn.reusable:
             pass  # the connection reports its closing through connection_lost
         elif not self.config.keep_alive:
-            self._retire(conn)  # we asked for "Connection: close"; no need to wait for it
+            pool.retire(conn)  # we asked for "Connection: close"; no need to wait for it
             self._wake_starved()
         elif conn.inflight == 0:
-            self._park(conn)
+            pool.park(conn)
             if origin.queue:
                 self._schedule(origin)
-            elif self._starved:
-                self._retire(conn)
+            elif pool.has_starved:
+                pool.retire(conn)
                 self._wake_starved()
         else:
             self._schedule(origin)  # top up a pipelined connection
@@ -375,9 +289,7 @@ class Dispatcher:
         self._maybe_finish()
 
     def connection_lost(self, conn: Connection, exchanges: list, error: CrawlError | None) -> None:
-        self._unpark(conn)
-        self._forget(conn)
-        origin = self._origins[conn.origin]
+        origin = self._pool.lost(conn)
         again: list[Job] = []
         for i, job in enumerate(exchanges):
             job.conn = None
@@ -399,17 +311,10 @@ class Dispatcher:
         self._fill()
 
     def _may_resend(self, conn: Connection, job: Job, error: CrawlError) -> bool:
-        """A request that got no byte of answer on a connection that had answered
-        others (an idle keep-alive connection the server closed, or a server that
-        closes after N requests, as nginx's keepalive_requests) goes again on
-        another connection without counting as a retry; after any byte, never.
-
-        Each such resend needs a connection that completed a response, so the run
-        always progresses; MAX_FREE_RESENDS bounds one URL's share of it.
-        """
-        if job.resends >= MAX_FREE_RESENDS or not conn.responses:
-            return False
-        if not isinstance(error, ConnectionClosed) or error.response_started:
+        """The free resend rule (netboundary.unanswered), bounded per URL: each such
+        resend needs a connection that completed a response, so the run always
+        progresses; MAX_FREE_RESENDS bounds one URL's share of it."""
+        if job.resends >= MAX_FREE_RESENDS or not unanswered(error, conn.responses > 0):
             return False
         job.resends += 1
         return True

@@ -1,0 +1,178 @@
+"""``ConnectionPool``: the select engine's connections, per origin and in total.
+
+It opens connections (one shared receive buffer, one TLS context built on the
+first https origin), keeps idle keep-alive ones in least-recently-used order,
+picks one for an origin's next request (an idle one, or a pipelined one when no
+new one may open), frees a slot by closing the oldest idle connection, and
+remembers which origins wait for a slot.  It counts what the summary shows.  It
+decides nothing about URLs: the dispatcher asks, the pool answers.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from typing import TYPE_CHECKING
+
+from crawlsel.connection import Connection
+from crawlsel.connstate import ConnectionListener, IllegalTransition
+from crawlsel.loop import EventLoop
+from crawlsel.models import Config
+from crawlsel.resolver import Answer
+from crawlsel.tracing import Tracer
+
+if TYPE_CHECKING:
+    import ssl
+
+    from crawlsel.job import Job
+
+RECV_BUFFER_BYTES = 256 * 1024  # one buffer for every recv_into of the run
+
+
+class Origin:
+    """One scheme, host and port: its queue of jobs, its connections, its addresses."""
+
+    __slots__ = ("key", "queue", "conns", "idle", "addresses", "resolving")
+
+    def __init__(self, key: tuple[str, str, int]) -> None:
+        self.key = key
+        self.queue: deque[Job] = deque()
+        # Dicts as ordered sets: removing one of 10,000 connections is O(1).
+        self.conns: dict[Connection, None] = {}
+        self.idle: dict[Connection, None] = {}  # keep-alive connections waiting for a request
+        self.addresses: Answer | None = None
+        self.resolving = False
+
+
+class ConnectionPool:
+    def __init__(
+        self, loop: EventLoop, config: Config, listener: ConnectionListener, trace: Tracer | None
+    ) -> None:
+        self.config = config
+        self._loop = loop
+        self._listener = listener
+        self._trace = trace
+        self._buffer = bytearray(RECV_BUFFER_BYTES)
+        self._tls: ssl.SSLContext | None = None
+        self.origins: dict[tuple[str, str, int], Origin] = {}
+        self._idle: OrderedDict[Connection, None] = OrderedDict()  # least recently used first
+        self._starved: deque[Origin] = deque()  # origins waiting for a global slot
+        self.open = 0
+        self.peak_open = 0
+        self.connections_opened = 0
+        self.connections_by_host: dict[str, int] = {}
+
+    def origin(self, key: tuple[str, str, int]) -> Origin:
+        origin = self.origins.get(key)
+        if origin is None:
+            origin = self.origins[key] = Origin(key)
+        return origin
+
+    # --- choosing a connection -------------------------------------------------
+
+    def pick(self, origin: Origin) -> Connection | None:
+        """An open connection for the origin's next request, or None."""
+        config = self.config
+        if not config.keep_alive:
+            return None
+        if origin.idle:
+            conn = origin.idle.popitem()[0]  # the most recently used: its socket is warm
+            del self._idle[conn]
+            return conn
+        pipeline = config.pipeline
+        if pipeline > 1 and len(origin.conns) >= config.per_host:
+            # Every connection is busy and no new one may open: pipeline on one.
+            for conn in origin.conns:
+                if conn.reusable and conn.inflight < pipeline:
+                    return conn
+        return None
+
+    def may_open(self, origin: Origin) -> bool | None:
+        """True if a connection may open for the origin now (an idle one of another
+        origin is closed if that frees the slot); None when the origin is at its own
+        limit (its connections come back for more); False when it waits for a slot."""
+        if len(origin.conns) >= self.config.per_host:
+            return None
+        if self.open >= self.config.concurrency:
+            if not self._idle or not self.retire(next(iter(self._idle))):
+                if origin not in self._starved:
+                    self._starved.append(origin)
+                return False
+        return True
+
+    def next_starved(self) -> Origin | None:
+        """An origin that waited for a slot, once one is free."""
+        if self._starved and self.open < self.config.concurrency:
+            return self._starved.popleft()
+        return None
+
+    @property
+    def has_starved(self) -> bool:
+        return bool(self._starved)
+
+    # --- opening, parking, closing -------------------------------------------
+
+    def connect(self, origin: Origin) -> Connection:
+        assert isinstance(origin.addresses, list)
+        config = self.config
+        conn = Connection(
+            self._loop,
+            origin.key,
+            origin.addresses,
+            self._listener,
+            self._buffer,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
+            speed_limit=config.speed_limit,
+            speed_time=config.speed_time,
+            tls=self._tls_context() if origin.key[0] == "https" else None,
+            trace=self._trace,
+            raw_heads=config.raw_heads,
+        )
+        origin.conns[conn] = None
+        self.open += 1
+        self.peak_open = max(self.peak_open, self.open)
+        self.connections_opened += 1
+        host = origin.key[1]
+        self.connections_by_host[host] = self.connections_by_host.get(host, 0) + 1
+        conn.open()
+        return conn
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._tls is None:  # built once, on the first https origin
+            from crawlsel.tls import make_context  # loads ssl: plain-HTTP runs never do
+
+            self._tls = make_context(cacert=self.config.cacert, insecure=self.config.insecure)
+        return self._tls
+
+    def park(self, conn: Connection) -> None:
+        if not conn.reusable:
+            raise IllegalTransition(f"{conn!r}: a connection that cannot be reused is never parked")
+        self._idle[conn] = None
+        self.origins[conn.origin].idle[conn] = None
+
+    def retire(self, conn: Connection) -> bool:
+        """Close an idle connection to free its slot; False if it is busy."""
+        if conn.inflight:
+            return False
+        self._unpark(conn)
+        conn.close()
+        self._forget(conn)
+        return True
+
+    def retire_idle(self) -> None:
+        for conn in list(self._idle):
+            self.retire(conn)
+
+    def lost(self, conn: Connection) -> Origin:
+        """A connection closed (by the server, an error, a timeout): its slot is free."""
+        self._unpark(conn)
+        self._forget(conn)
+        return self.origins[conn.origin]
+
+    def _unpark(self, conn: Connection) -> None:
+        if self._idle.pop(conn, False) is None:
+            del self.origins[conn.origin].idle[conn]
+
+    def _forget(self, conn: Connection) -> None:
+        del self.origins[conn.origin].conns[conn]
+        self.open -= 1

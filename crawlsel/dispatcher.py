@@ -364,6 +364,7 @@ class Dispatcher:
                 job.conn = None
                 self._fail(job, error)
         elif stage is Stage.WAITING:
+            assert job.retry_timer is not None  # a WAITING job has its timer
             job.retry_timer.cancel()
             job.retry_timer = None
             self._fail(job, error)

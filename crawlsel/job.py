@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urljoin
 
 from crawlsel.decoding import BodyDecoder, codings
@@ -32,6 +32,10 @@ from crawlsel.http11 import RequestTemplate, ResponseHead
 from crawlsel.models import Config, FetchResult, InvalidLine, Target, request_key
 from crawlsel.sources import parse_url
 from crawlsel.stages import Stage
+
+if TYPE_CHECKING:
+    from crawlsel.connection import Connection
+    from crawlsel.loop import Timer
 from crawlsel.urls import normalize
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -123,9 +127,9 @@ class Job:
         self.attempts = 0
         self.resends = 0  # sent again after a connection closed unanswered
         self.redirects: list[Target] = []
-        self.conn: Any = None  # the connection carrying it, in the select engine
-        self.deadline: Any = None  # the --timeout timer, in the select engine
-        self.retry_timer: Any = None
+        self.conn: Connection | None = None  # the connection carrying it, in the select engine
+        self.deadline: Timer | None = None  # the --timeout timer, in the select engine
+        self.retry_timer: Timer | None = None
         self.expired = False
         self.final = False  # this response is the one the URL ends with
         self._context = context

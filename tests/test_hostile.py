@@ -1054,6 +1054,8 @@ LENIENT = {
     "header line of 90 KiB": b"HTTP/1.1 200 OK\r\nX-Big: "
     + b"a" * (90 * 1024)
     + b"\r\nContent-Length: 3\r\n\r\nabc",
+    # ...and up to 5,000 header lines within the 300 KiB head.
+    "5,000 header lines": b"HTTP/1.1 200 OK\r\n" + b"X-N: 1\r\n" * 4999 + b"Content-Length: 3\r\n\r\nabc",
 }
 
 

@@ -161,7 +161,10 @@ def fetch(
     help="Open connections in total.",
 )
 @click.option(
-    "-i", "--include", is_flag=True, help="Print the status line and headers before each body (as curl -i)."
+    "-i",
+    "--include",
+    is_flag=True,
+    help="Print each head as received before its body, trailers after it (as curl -i).",
 )
 @click.option(
     "-I", "--head", "head_only", is_flag=True, help="Send HEAD and print only the status line and headers."

@@ -22,15 +22,21 @@ mask stays).  It knows nothing of HTTP.
 from __future__ import annotations
 
 import enum
-import errno
-import os
 import socket
 from collections import deque
 from typing import TYPE_CHECKING, Protocol
 
-from crawlsel.errors import ConnectError, CrawlError, ProtocolError, Timeout
+from crawlsel.errors import ConnectError, CrawlError, ProtocolError
 from crawlsel.loop import EVENT_WRITE, EventLoop, Timer
 from crawlsel.models import Address
+from crawlsel.netboundary import (
+    CONNECT_STARTED,
+    connect_failed,
+    connect_timed_out,
+    format_address,
+    handshake_timed_out,
+    start_connect,
+)
 
 if TYPE_CHECKING:
     import ssl
@@ -39,8 +45,6 @@ if TYPE_CHECKING:
 
 # RFC 8305 section 5 recommends 250 ms before racing the next address.
 STAGGER_SECONDS = 0.25
-
-_IN_PROGRESS = (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN)
 
 
 class Phase(enum.Enum):
@@ -130,7 +134,7 @@ class Connector:
         self._racers: list[_Racer] = []
 
     def __repr__(self) -> str:
-        return f"<Connector {self.phase.name} {format_addr(self.sockaddr)} racers={len(self._racers)}>"
+        return f"<Connector {self.phase.name} {format_address(self.sockaddr)} racers={len(self._racers)}>"
 
     def _to(self, new: Phase) -> None:
         if new not in _MOVES[self.phase]:
@@ -156,21 +160,20 @@ class Connector:
 
     def _connect_next(self) -> None:
         while True:
-            family, sockaddr = self._addresses.popleft()
-            sock = _nonblocking_socket(family)
-            self.sock, self.sockaddr = sock, sockaddr
-            err = sock.connect_ex(sockaddr)
-            if err in _IN_PROGRESS:
+            address = self._addresses.popleft()
+            sock, err = start_connect(address)
+            self.sock, self.sockaddr = sock, address[1]
+            if err in CONNECT_STARTED:
                 break
             if not self._addresses:
-                raise ConnectError(connect_message(sockaddr, err))
+                raise connect_failed(self.sockaddr, err)
             sock.close()
         self._loop.register(sock, EVENT_WRITE, self)
         self._mask = EVENT_WRITE
         if self._timer is None:
             self._timer = self._loop.call_later(self._timeout, self._on_timeout)
         if self._trace is not None:
-            self._trace.event("connect", sock.fileno(), sockaddr)
+            self._trace.event("connect", sock.fileno(), self.sockaddr)
         self._arm_stagger()
 
     def on_ready(self, mask: int) -> None:
@@ -199,7 +202,7 @@ class Connector:
             self._connected()
             return
         if not self._addresses and not self._racers:
-            raise ConnectError(connect_message(self.sockaddr, err))
+            raise connect_failed(self.sockaddr, err)
         # Another address of the same host may answer (RFC 8305 fallback).
         if self._trace is not None:
             self._trace.event("connect failed", err)
@@ -224,17 +227,16 @@ class Connector:
         self._stagger = None
         if self.phase is not Phase.CONNECTING or not self._addresses:
             return
-        family, sockaddr = self._addresses.popleft()
-        sock = _nonblocking_socket(family)
-        err = sock.connect_ex(sockaddr)
-        if err not in _IN_PROGRESS:
+        address = self._addresses.popleft()
+        sock, err = start_connect(address)
+        if err not in CONNECT_STARTED:
             sock.close()
         else:
-            racer = _Racer(self, sock, sockaddr)
+            racer = _Racer(self, sock, address[1])
             self._racers.append(racer)
             self._loop.register(sock, EVENT_WRITE, racer)
             if self._trace is not None:
-                self._trace.event("race", sock.fileno(), sockaddr)
+                self._trace.event("race", sock.fileno(), address[1])
         self._arm_stagger()
 
     def _racer_ready(self, racer: _Racer) -> None:
@@ -245,7 +247,7 @@ class Connector:
             racer.sock.close()
             if self.sock is None and not self._racers:  # the own socket failed too
                 if not self._addresses:
-                    raise ConnectError(connect_message(racer.sockaddr, err))
+                    raise connect_failed(racer.sockaddr, err)
                 self._connect_next()
             return
         # The racer won: it becomes the own socket.
@@ -316,9 +318,9 @@ class Connector:
     def _on_timeout(self) -> None:
         self._timer = None
         if self.phase is Phase.HANDSHAKING:
-            self._fail(Timeout(f"TLS handshake timed out after {self._timeout:g} s"))
+            self._fail(handshake_timed_out(self._timeout))
         else:
-            self._fail(Timeout(f"connect timed out after {self._timeout:g} s"))
+            self._fail(connect_timed_out(self._timeout))
 
     def _fail(self, error: CrawlError) -> None:
         if self.phase is Phase.DONE:
@@ -338,22 +340,3 @@ class Connector:
                 self._mask = 0
             self.sock.close()
             self.sock = None
-
-
-def _nonblocking_socket(family: int) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setblocking(False)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-
-
-def format_addr(sockaddr: tuple | None) -> str:
-    if not sockaddr:
-        return "?"
-    host, port = sockaddr[0], sockaddr[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def connect_message(sockaddr: tuple | None, err: int) -> str:
-    """The one line for a refused or failed connect (shared by every engine)."""
-    return f"could not connect to {format_addr(sockaddr)}: {os.strerror(err)}"

@@ -16,8 +16,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from crawlsel.connector import format_addr
 from crawlsel.loop import EVENT_WRITE
+from crawlsel.netboundary import format_address
 
 Tracer = Callable[[int, str], None]  # (fd, text): one line of --trace
 
@@ -45,9 +45,9 @@ class ConnectionTrace:
             # -- lines of their own
             case "connect":  # (fd, sockaddr): the connection's own socket
                 self.fd = args[0]
-                self._write(self.fd, f"connect {format_addr(args[1])} (in progress)")
+                self._write(self.fd, f"connect {format_address(args[1])} (in progress)")
             case "race":  # (fd, sockaddr): another address, racing (RFC 8305)
-                self._write(args[0], f"connect {format_addr(args[1])} (racing, RFC 8305)")
+                self._write(args[0], f"connect {format_address(args[1])} (racing, RFC 8305)")
             case "reused":  # (exchange,)
                 exchange = args[0]
                 self._write(self.fd, f"reused for {exchange.method} {_request_target(exchange.request)}")

@@ -34,29 +34,18 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from crawlsel.connector import Connector
-from crawlsel.connector import connect_message as connect_message  # the engines import it here
 from crawlsel.connstate import ConnectionListener, Exchange, State
 from crawlsel.connstate import IllegalTransition as IllegalTransition  # the dispatcher imports it here
-from crawlsel.errors import (
-    ConnectionClosed,
-    ConnectionReset,
-    CrawlError,
-    ProtocolError,
-    Timeout,
-)
+from crawlsel.errors import CrawlError, ProtocolError, Timeout
 from crawlsel.http11 import BODY, HEAD, Event, ResponseHead, ResponseParser, UnexpectedData
 from crawlsel.loop import EVENT_READ, EVENT_WRITE, EventLoop, Timer
 from crawlsel.models import Address
+from crawlsel.netboundary import WOULD_BLOCK, read_timed_out, receive_failed, send_failed
 from crawlsel.rawhead import RawHeads
 from crawlsel.tracing import ConnectionTrace, Tracer
 
 if TYPE_CHECKING:
     import ssl
-
-# "Try again when the selector says so" (asyncio/selector_events.py uses the same
-# pair); a TLS connection uses tls.WOULD_BLOCK, which adds the ssl module's two.
-WOULD_BLOCK: tuple[type[BaseException], ...] = (BlockingIOError, InterruptedError)
-NO_ERRORS: tuple[type[BaseException], ...] = ()
 
 
 _ids = itertools.count(1)
@@ -89,7 +78,6 @@ class Connection:
         "_tls",
         "_connector",
         "_would_block",
-        "_tls_errors",
         "_speed_limit",
         "_speed_time",
         "_speed_timer",
@@ -144,12 +132,13 @@ class Connection:
             server_hostname=origin[1],
             trace=self._trace,
         )
+        # "Try again when the selector says so": TLS adds the ssl module's two.
         if tls is None:
-            self._would_block, self._tls_errors = WOULD_BLOCK, NO_ERRORS
+            self._would_block = WOULD_BLOCK
         else:
             from crawlsel import tls as tls_module  # ssl is loaded already: tls is a context
 
-            self._would_block, self._tls_errors = tls_module.WOULD_BLOCK, tls_module.ERRORS
+            self._would_block = tls_module.WOULD_BLOCK
         self._speed_limit = speed_limit
         self._speed_time = speed_time
         self._speed_timer: Timer | None = None
@@ -319,10 +308,7 @@ class Connection:
             self._want(EVENT_READ | EVENT_WRITE)
             return
         except OSError as exc:
-            raise ConnectionReset(
-                f"connection lost while sending the request ({exc.strerror or exc})",
-                response_started=False,
-            ) from None
+            raise send_failed(exc) from None
         if self._trace is not None:
             self._trace.event("send", sent)
         self._out = self._out[sent:]
@@ -340,16 +326,8 @@ class Connection:
                 n = sock.recv_into(self._buf)
             except self._would_block:
                 return
-            except self._tls_errors as exc:
-                raise ConnectionClosed(
-                    f"TLS error while receiving ({getattr(exc, 'reason', None) or exc})",
-                    response_started=self._parser.response_started,
-                ) from None
-            except OSError as exc:
-                raise ConnectionReset(
-                    f"connection reset by server ({exc.strerror or exc})",
-                    response_started=self._parser.response_started,
-                ) from None
+            except OSError as exc:  # a TLS error or a reset (netboundary tells which)
+                raise receive_failed(exc, response_started=self._parser.response_started) from None
             self._received(n)
             # TLS may hold decrypted bytes the selector cannot see: drain them now.
             if self.state is State.CLOSED or self._tls is None or not sock.pending():  # type: ignore[attr-defined]
@@ -496,6 +474,6 @@ class Connection:
             return
         idle_for = self._loop.time() - self.last_activity
         if idle_for >= self._read_timeout:
-            self._lose(Timeout(f"no data from server for {self._read_timeout:g} s"))
+            self._lose(read_timed_out(self._read_timeout))
         else:
             self._timer = self._loop.call_later(self._read_timeout - idle_for, self._on_timer)

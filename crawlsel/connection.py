@@ -1,13 +1,13 @@
 """``Connection``: one socket to one origin and its HTTP/1.1 exchange state machine.
 
-It owns sending requests (partial sends, pipelined requests left in one send),
-one ``recv_into`` per readiness event fed to the parser, acting on the parser's
-events after it returns, and the read and low-speed timers.  Getting the socket
-is the ``connector.Connector``'s work (RFC 8305 racing, the TLS handshake): the
-exchange machine starts from the socket it hands over; until then requests
-queue.  ``--trace`` is a ``tracing.ConnectionTrace`` it reports to.
+It sends requests (partial sends; pipelined requests leave in one send), reads
+with one ``recv_into`` per readiness event, feeds the parser and acts on its
+events after ``feed`` returns.  The socket comes from a ``connector.Connector``
+(RFC 8305 racing, the TLS handshake); until then requests queue.  A
+``readwatch.ReadWatch`` keeps the read and low-speed timers, ``netboundary``
+words the failures, ``--trace`` is a ``tracing.ConnectionTrace`` told what happens.
 
-States and the only transitions allowed between them::
+States (their table is ``connstate``'s) and the only moves between them::
 
     CONNECTING  -> SENDING | IDLE | CLOSED    (the connector at work)
     SENDING     -> RECEIVING | CLOSING | CLOSED
@@ -20,10 +20,10 @@ did not keep the connection alive, or sent what answers nothing): the listener
 hears of those responses, then the socket closes.  ``reusable`` is derived from
 the state: neither CLOSING nor CLOSED.
 
-A connection carries *exchanges* (one request each, supplied by the dispatcher)
-in order; with pipelining several may be in flight.  It never decides what to
-fetch next: it tells its listener when an exchange completed and when the socket
-closed, with the exchanges that got no complete answer.
+A connection carries *exchanges* (one request each, from the dispatcher) in
+order; with pipelining several may be in flight.  It never decides what to fetch
+next: it tells its listener when exchanges completed and when the socket closed,
+with the exchanges that got no complete answer.
 """
 
 from __future__ import annotations
@@ -36,12 +36,13 @@ from typing import TYPE_CHECKING, Any
 from crawlsel.connector import Connector
 from crawlsel.connstate import ConnectionListener, Exchange, State
 from crawlsel.connstate import IllegalTransition as IllegalTransition  # the dispatcher imports it here
-from crawlsel.errors import CrawlError, ProtocolError, Timeout
+from crawlsel.errors import CrawlError, ProtocolError
 from crawlsel.http11 import BODY, HEAD, Event, ResponseHead, ResponseParser, UnexpectedData
-from crawlsel.loop import EVENT_READ, EVENT_WRITE, EventLoop, Timer
+from crawlsel.loop import EVENT_READ, EVENT_WRITE, EventLoop
 from crawlsel.models import Address
-from crawlsel.netboundary import WOULD_BLOCK, read_timed_out, receive_failed, send_failed
+from crawlsel.netboundary import WOULD_BLOCK, receive_failed, send_failed
 from crawlsel.rawhead import RawHeads
+from crawlsel.readwatch import ReadWatch
 from crawlsel.tracing import ConnectionTrace, Tracer
 
 if TYPE_CHECKING:
@@ -72,17 +73,12 @@ class Connection:
         "_mask",
         "_buf",
         "_view",
-        "_timer",
-        "_read_timeout",
+        "_watch",
         "_trace",
         "_tls",
         "_connector",
         "_would_block",
-        "_speed_limit",
-        "_speed_time",
-        "_speed_timer",
         "bytes_in",
-        "_bytes_checked",
         "_flush_queued",
     )
 
@@ -119,8 +115,7 @@ class Connection:
         self._mask = 0
         self._buf = recv_buffer
         self._view = memoryview(recv_buffer)
-        self._timer: Timer | None = None
-        self._read_timeout = read_timeout
+        self._watch = ReadWatch(self, loop, read_timeout, speed_limit, speed_time)
         self._trace = ConnectionTrace(trace) if trace is not None else None
         self._tls = tls
         self._connector: Connector | None = Connector(
@@ -139,11 +134,7 @@ class Connection:
             from crawlsel import tls as tls_module  # ssl is loaded already: tls is a context
 
             self._would_block = tls_module.WOULD_BLOCK
-        self._speed_limit = speed_limit
-        self._speed_time = speed_time
-        self._speed_timer: Timer | None = None
         self.bytes_in = 0
-        self._bytes_checked = 0
         self.last_activity = loop.time()
 
     def __repr__(self) -> str:
@@ -198,7 +189,11 @@ class Connection:
         self.sock, self.fd, self._mask = sock, sock.fileno(), mask
         self._loop.modify(sock, mask, self)  # events come here now
         try:
-            self._ready_for_requests()
+            if self._inflight:
+                self._start_sending()
+            else:
+                self._to(State.IDLE)
+                self._want(EVENT_READ)
         except CrawlError as exc:
             self._lose(exc)
         except Exception as exc:  # a bug must fail one URL, never the whole run
@@ -232,19 +227,18 @@ class Connection:
     def _flush_queued_requests(self) -> None:
         self._flush_queued = False
         if self._out and self.state is not State.CLOSED and self.state is not State.SENDING:
-            self._flush()
+            try:
+                self._start_sending()
+            except CrawlError as exc:
+                # Report on the next loop turn: the caller is in the middle of scheduling.
+                self._loop.call_soon(self._lose, exc)
 
-    def _flush(self) -> None:
-        """Start sending what submit() queued."""
-        self.last_activity = self._loop.time()  # the read timeout counts from the request
-        if self._timer is None:
-            self._arm_timer(self._read_timeout)
+    def _start_sending(self) -> None:
+        """Send what submit() queued; the read timeout counts from now."""
+        self.last_activity = self._loop.time()
+        self._watch.start()
         self._to(State.SENDING)
-        try:
-            self._send()
-        except CrawlError as exc:
-            # Report on the next loop turn: the caller is in the middle of scheduling.
-            self._loop.call_soon(self._lose, exc)
+        self._send()
 
     def abort(self, error: CrawlError) -> None:
         """Close now; ``error`` goes to the first exchange, the others come back unanswered."""
@@ -255,13 +249,10 @@ class Connection:
         if self.state is State.CLOSED:
             return
         self._to(State.CLOSED)  # a closed connection never goes back to a pool
-        self._cancel_timer()
+        self._watch.stop()
         if self._connector is not None:
             self._connector.cancel()
             self._connector = None
-        if self._speed_timer is not None:
-            self._speed_timer.cancel()
-            self._speed_timer = None
         if self.sock is not None:
             if self._mask:
                 self._loop.unregister(self.sock)
@@ -288,17 +279,6 @@ class Connection:
         finally:
             if trace is not None:
                 trace.event("end")
-
-    def _ready_for_requests(self) -> None:
-        self.last_activity = self._loop.time()
-        if self._inflight:
-            self._arm_timer(self._read_timeout)
-            self._to(State.SENDING)
-            self._send()
-        else:
-            self._cancel_timer()
-            self._to(State.IDLE)
-            self._want(EVENT_READ)
 
     def _send(self) -> None:
         assert self.sock is not None
@@ -381,23 +361,19 @@ class Connection:
                 if kind is BODY:
                     self._receiving.on_body(value)
                 elif kind is HEAD:
-                    self.response_head(value)
+                    if self._trace is not None:
+                        self._trace.event("status", value)
+                    # Events come in order: a head belongs to the oldest exchange not yet complete.
+                    self._receiving = self._inflight[0]
+                    self._receiving.on_head(value)
                 else:
-                    self.response_complete(value)
+                    self._complete(value)
         except CrawlError as exc:
             return exc
         return None
 
-    def response_head(self, head: ResponseHead) -> None:
-        if self._trace is not None:
-            self._trace.event("status", head)
-        # Events come in order: a head belongs to the oldest exchange not yet complete.
-        self._receiving = self._inflight[0]
-        self._receiving.on_head(head)
-
-    def response_complete(self, head: ResponseHead) -> None:
-        # The listener hears of it after this connection's state is settled
-        # (see _deliver_completed).
+    def _complete(self, head: ResponseHead) -> None:
+        # The listener hears of it once this connection's state is settled (_deliver_completed).
         self._completed.append((self._inflight.popleft(), head))
         self.responses += 1
         if not head.keep_alive:
@@ -419,7 +395,7 @@ class Connection:
             self._trace.event("complete", len(completed), self)
         self._listener.exchanges_complete(self, completed)
 
-    # --- failures and timers -------------------------------------------------
+    # --- failures -------------------------------------------------------------
 
     def _lose(self, error: CrawlError | None) -> None:
         if self.state is State.CLOSED:
@@ -430,50 +406,3 @@ class Connection:
         exchanges = list(self._inflight)
         self._inflight.clear()
         self._listener.connection_lost(self, exchanges, error)
-
-    def _arm_timer(self, seconds: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._loop.call_later(seconds, self._on_timer)
-        if (
-            self._speed_limit
-            and self._speed_timer is None
-            and self._inflight
-            and seconds == self._read_timeout
-        ):
-            # The low-speed watch runs while requests are pending on a connected socket.
-            self._bytes_checked = self.bytes_in
-            self._speed_timer = self._loop.call_later(self._speed_time, self._check_speed)
-
-    def _check_speed(self) -> None:
-        """curl's --speed-limit: fail when slower than the limit for a whole period."""
-        self._speed_timer = None
-        if not self._inflight or self.state is State.CLOSED:
-            return
-        received = self.bytes_in - self._bytes_checked
-        if received < self._speed_limit * self._speed_time:
-            self._lose(
-                Timeout(
-                    f"transfer slower than {self._speed_limit:,} B/s for {self._speed_time:g} s (--speed-limit)"
-                )
-            )
-            return
-        self._bytes_checked = self.bytes_in
-        self._speed_timer = self._loop.call_later(self._speed_time, self._check_speed)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _on_timer(self) -> None:
-        # One timer per connection, re-armed lazily: activity only updates
-        # ``last_activity``, so the event path never touches the heap.
-        self._timer = None
-        if not self._inflight:
-            return
-        idle_for = self._loop.time() - self.last_activity
-        if idle_for >= self._read_timeout:
-            self._lose(read_timed_out(self._read_timeout))
-        else:
-            self._timer = self._loop.call_later(self._read_timeout - idle_for, self._on_timer)

@@ -165,6 +165,11 @@ def read_timed_out(seconds: float) -> Timeout:
     return Timeout(f"no data from server for {seconds:g} s")
 
 
+def too_slow(limit: int, seconds: float) -> Timeout:
+    """curl's --speed-limit: fewer than ``limit`` bytes a second over a whole ``seconds``."""
+    return Timeout(f"transfer slower than {limit:,} B/s for {seconds:g} s (--speed-limit)")
+
+
 def send_timed_out(seconds: float) -> Timeout:
     """The coroutine engine's send waited ``seconds`` (the select engine's read timer says read_timed_out)."""
     return Timeout("send timed out")

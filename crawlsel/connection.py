@@ -36,11 +36,11 @@ from typing import TYPE_CHECKING, Any
 from crawlsel.connector import Connector
 from crawlsel.connstate import ConnectionListener, Exchange, State
 from crawlsel.connstate import IllegalTransition as IllegalTransition  # the dispatcher imports it here
-from crawlsel.errors import CrawlError, ProtocolError
+from crawlsel.errors import CrawlError
 from crawlsel.http11 import BODY, HEAD, Event, ResponseHead, ResponseParser, UnexpectedData
 from crawlsel.loop import EVENT_READ, EVENT_WRITE, EventLoop
 from crawlsel.models import Address
-from crawlsel.netboundary import WOULD_BLOCK, receive_failed, send_failed
+from crawlsel.netboundary import WOULD_BLOCK, internal_error, receive_failed, send_failed
 from crawlsel.rawhead import RawHeads
 from crawlsel.readwatch import ReadWatch
 from crawlsel.tracing import ConnectionTrace, Tracer
@@ -197,7 +197,7 @@ class Connection:
         except CrawlError as exc:
             self._lose(exc)
         except Exception as exc:  # a bug must fail one URL, never the whole run
-            self._lose(ProtocolError(f"internal error: {type(exc).__name__}: {exc}"))
+            self._lose(internal_error(exc))
 
     def connect_failed(self, error: CrawlError) -> None:
         self._connector = None
@@ -275,7 +275,7 @@ class Connection:
         except CrawlError as exc:
             self._lose(exc)
         except Exception as exc:  # a bug must fail one URL, never the whole run
-            self._lose(ProtocolError(f"internal error: {type(exc).__name__}: {exc}"))
+            self._lose(internal_error(exc))
         finally:
             if trace is not None:
                 trace.event("end")
@@ -386,11 +386,10 @@ class Connection:
 
     def _deliver_completed(self) -> None:
         completed, self._completed = self._completed, []
-        if not self._inflight and self.state is not State.CLOSED:
+        if not self._inflight and self.state is not State.CLOSED and self.state is not State.CLOSING:
             # The read timer stays armed: it finds nothing in flight when it fires
             # and lapses, so a keep-alive request costs no heap push or cancel.
-            if self.state is not State.CLOSING:
-                self._to(State.IDLE)
+            self._to(State.IDLE)
         if self._trace is not None:
             self._trace.event("complete", len(completed), self)
         self._listener.exchanges_complete(self, completed)

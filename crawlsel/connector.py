@@ -26,7 +26,7 @@ import socket
 from collections import deque
 from typing import TYPE_CHECKING, Protocol
 
-from crawlsel.errors import ConnectError, CrawlError, ProtocolError
+from crawlsel.errors import ConnectError, CrawlError
 from crawlsel.loop import EVENT_WRITE, EventLoop, Timer
 from crawlsel.models import Address
 from crawlsel.netboundary import (
@@ -35,6 +35,7 @@ from crawlsel.netboundary import (
     connect_timed_out,
     format_address,
     handshake_timed_out,
+    internal_error,
     start_connect,
 )
 
@@ -189,7 +190,7 @@ class Connector:
         except CrawlError as exc:
             self._fail(exc)
         except Exception as exc:  # a bug must fail one URL, never the whole run
-            self._fail(ProtocolError(f"internal error: {type(exc).__name__}: {exc}"))
+            self._fail(internal_error(exc))
         finally:
             if trace is not None:
                 trace.event("end")

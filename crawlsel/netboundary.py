@@ -25,7 +25,15 @@ import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from crawlsel.errors import ConnectError, ConnectionClosed, ConnectionReset, CrawlError, Timeout, TLSError
+from crawlsel.errors import (
+    ConnectError,
+    ConnectionClosed,
+    ConnectionReset,
+    CrawlError,
+    ProtocolError,
+    Timeout,
+    TLSError,
+)
 from crawlsel.models import Address, bracketed
 
 if TYPE_CHECKING:
@@ -173,6 +181,11 @@ def too_slow(limit: int, seconds: float) -> Timeout:
 def send_timed_out(seconds: float) -> Timeout:
     """The coroutine engine's send waited ``seconds`` (the select engine's read timer says read_timed_out)."""
     return Timeout("send timed out")
+
+
+def internal_error(exc: Exception) -> ProtocolError:
+    """A bug in crawlsel met while handling one socket: it fails that URL, never the run."""
+    return ProtocolError(f"internal error: {type(exc).__name__}: {exc}")
 
 
 def unanswered(error: CrawlError, reused: bool) -> bool:

@@ -34,8 +34,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from crawlsel.connector import Connector
-from crawlsel.connstate import ConnectionListener, Exchange, State
-from crawlsel.connstate import IllegalTransition as IllegalTransition  # the dispatcher imports it here
+from crawlsel.connstate import ConnectionListener, Exchange, IllegalTransition, State
 from crawlsel.errors import CrawlError
 from crawlsel.http11 import BODY, HEAD, Event, ResponseHead, ResponseParser, UnexpectedData
 from crawlsel.loop import EVENT_READ, EVENT_WRITE, EventLoop
@@ -361,18 +360,21 @@ class Connection:
                 if kind is BODY:
                     self._receiving.on_body(value)
                 elif kind is HEAD:
-                    if self._trace is not None:
-                        self._trace.event("status", value)
-                    # Events come in order: a head belongs to the oldest exchange not yet complete.
-                    self._receiving = self._inflight[0]
-                    self._receiving.on_head(value)
+                    self.response_head(value)
                 else:
-                    self._complete(value)
+                    self.response_complete(value)
         except CrawlError as exc:
             return exc
         return None
 
-    def _complete(self, head: ResponseHead) -> None:
+    def response_head(self, head: ResponseHead) -> None:
+        if self._trace is not None:
+            self._trace.event("status", head)
+        # Events come in order: a head belongs to the oldest exchange not yet complete.
+        self._receiving = self._inflight[0]
+        self._receiving.on_head(head)
+
+    def response_complete(self, head: ResponseHead) -> None:
         # The listener hears of it once this connection's state is settled (_deliver_completed).
         self._completed.append((self._inflight.popleft(), head))
         self.responses += 1

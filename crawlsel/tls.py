@@ -16,7 +16,6 @@ from crawlsel.netboundary import handshake_failed, handshake_lost
 # "Try again when the selector says so", for a TLS socket: the plain pair plus the
 # two raised when a TLS record is incomplete in either direction.
 WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
-ERRORS = (ssl.SSLError,)
 
 
 def make_context(*, cacert: str | None = None, insecure: bool = False) -> ssl.SSLContext:

@@ -8,35 +8,39 @@ queued, on connections, waiting for a retry) are derived, never kept by hand.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import IntEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from crawlsel.job import Job
 
 
-class Stage(Enum):
-    """Where a URL is in the select engine; ``Stages.move`` is the only way between them."""
+class Stage(IntEnum):
+    """Where a URL is in the select engine; ``Stages.move`` is the only way between them.
 
-    NEW = "new"
-    QUEUED = "queued"  # in its origin's queue
-    SENT = "sent"  # on a connection
-    ANSWERED = "answered"  # its response is complete, not yet acted on
-    WAITING = "waiting"  # for a retry timer
-    DONE = "done"  # its one record is given
+    An IntEnum: four moves per URL hash and index stages, and Enum's hash is
+    Python code (20,000 moves cost 0.1 s of a 5,000-page run with it).
+    """
+
+    NEW = 0
+    QUEUED = 1  # in its origin's queue
+    SENT = 2  # on a connection
+    ANSWERED = 3  # its response is complete, not yet acted on
+    WAITING = 4  # for a retry timer
+    DONE = 5  # its one record is given
 
 
-# Every move a URL may make.  Anything else is a bug, raised where it happens
-# instead of surfacing later as a URL without a record.
-MOVES: dict[Stage, frozenset[Stage]] = {
-    Stage.NEW: frozenset({Stage.QUEUED, Stage.DONE}),
-    Stage.QUEUED: frozenset({Stage.SENT, Stage.DONE}),  # started; expired or unresolvable
-    # answered; sent again; retried after an error; failed or expired
-    Stage.SENT: frozenset({Stage.ANSWERED, Stage.QUEUED, Stage.WAITING, Stage.DONE}),
-    Stage.ANSWERED: frozenset({Stage.QUEUED, Stage.WAITING, Stage.DONE}),  # redirect; retry; final
-    Stage.WAITING: frozenset({Stage.QUEUED, Stage.DONE}),
-    Stage.DONE: frozenset(),
-}
+# Every move a URL may make, indexed by the stage it leaves.  Anything else is a
+# bug, raised where it happens instead of surfacing later as a URL without a record.
+MOVES: tuple[frozenset[Stage], ...] = (
+    frozenset({Stage.QUEUED, Stage.DONE}),  # NEW
+    frozenset({Stage.SENT, Stage.DONE}),  # QUEUED: started; expired or unresolvable
+    # SENT: answered; sent again; retried after an error; failed or expired
+    frozenset({Stage.ANSWERED, Stage.QUEUED, Stage.WAITING, Stage.DONE}),
+    frozenset({Stage.QUEUED, Stage.WAITING, Stage.DONE}),  # ANSWERED: redirect; retry; final
+    frozenset({Stage.QUEUED, Stage.DONE}),  # WAITING
+    frozenset(),  # DONE
+)
 
 
 class IllegalMove(AssertionError):
@@ -49,14 +53,14 @@ class Stages:
     __slots__ = ("_counts",)
 
     def __init__(self) -> None:
-        self._counts = dict.fromkeys(Stage, 0)
+        self._counts = [0] * len(Stage)
 
     def move(self, job: Job, to: Stage) -> None:
         stage = job.stage
         if to not in MOVES[stage]:
-            raise IllegalMove(f"{job.current.url}: {stage.value} -> {to.value}")
+            raise IllegalMove(f"{job.current.url}: {stage.name.lower()} -> {to.name.lower()}")
         counts = self._counts
-        if stage is not Stage.NEW:  # jobs are made outside: NEW is not counted
+        if stage:  # NEW (0) is not counted: jobs are made outside
             counts[stage] -= 1
         counts[to] += 1
         job.stage = to

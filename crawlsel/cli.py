@@ -21,7 +21,6 @@ from crawlsel.frontier import ListFrontier
 from crawlsel.http11 import ResponseHead
 from crawlsel.models import Config, FetchResult, InvalidLine, Target
 from crawlsel.options import build_config, common_options
-from crawlsel.ordered_output import OrderedOutput
 from crawlsel.report import RunReport, printable
 from crawlsel.run import Run
 from crawlsel.sources import check_readable, parse_url, read_targets
@@ -219,6 +218,8 @@ def get(
     )
     stream = open(output_file, "wb") if output_file else sys.stdout.buffer  # noqa: SIM115
     escape = not output_file and sys.stdout.isatty()
+    from crawlsel.ordered_output import OrderedOutput  # get only: fetch never loads it
+
     output = OrderedOutput(stream)
     report = RunReport(quiet=True)
 

@@ -40,12 +40,12 @@ from crawlsel.http11 import BODY, HEAD, Event, ResponseHead, ResponseParser, Une
 from crawlsel.loop import EVENT_READ, EVENT_WRITE, EventLoop
 from crawlsel.models import Address
 from crawlsel.netboundary import WOULD_BLOCK, internal_error, receive_failed, send_failed
-from crawlsel.rawhead import RawHeads
 from crawlsel.readwatch import ReadWatch
-from crawlsel.tracing import ConnectionTrace, Tracer
 
 if TYPE_CHECKING:
     import ssl
+
+    from crawlsel.tracing import ConnectionTrace, Tracer
 
 
 _ids = itertools.count(1)
@@ -105,7 +105,12 @@ class Connection:
         self.responses = 0  # completed exchanges: > 0 means the connection was reused
         self._loop = loop
         self._listener = listener
-        self._parser = ResponseParser(RawHeads() if raw_heads else None)
+        raw = None
+        if raw_heads:  # get -i only: fetch never loads it
+            from crawlsel.rawhead import RawHeads
+
+            raw = RawHeads()
+        self._parser = ResponseParser(raw)
         self._inflight: deque[Exchange] = deque()
         self._completed: list[tuple[Exchange, ResponseHead]] = []
         self._receiving: Any = None  # the Exchange whose response is arriving
@@ -115,7 +120,11 @@ class Connection:
         self._buf = recv_buffer
         self._view = memoryview(recv_buffer)
         self._watch = ReadWatch(self, loop, read_timeout, speed_limit, speed_time)
-        self._trace = ConnectionTrace(trace) if trace is not None else None
+        self._trace: ConnectionTrace | None = None
+        if trace is not None:
+            from crawlsel.tracing import ConnectionTrace  # --trace only: not start-up time
+
+            self._trace = ConnectionTrace(trace)
         self._tls = tls
         self._connector: Connector | None = Connector(
             loop,

@@ -29,11 +29,10 @@ from crawlsel.pool import ConnectionPool, Origin
 from crawlsel.resolver import Answer, Resolver, family_for, pinned_for
 from crawlsel.sources import Record
 from crawlsel.stages import Stage, Stages
-from crawlsel.tracing import Tracer
 from crawlsel.writer import commit_page
 
 if TYPE_CHECKING:
-    pass
+    from crawlsel.tracing import Tracer
 
 # Records read per slice while filling the queues: between slices the loop polls
 # its sockets, so the first requests leave before the rest of a long list is read.

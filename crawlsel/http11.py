@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httptools
 
 from crawlsel.errors import ConnectionClosed, ProtocolError
 from crawlsel.llhttp import llhttp_message, merge_content_lengths, new_parser
 from crawlsel.models import Target
-from crawlsel.rawhead import RawHeads
+
+if TYPE_CHECKING:
+    from crawlsel.rawhead import RawHeads
 
 # Limits on the response head.  Node.js (llhttp's user) caps the whole head at
 # 16 KiB; curl allows 100 KiB per header line and 300 KiB in total.  We take

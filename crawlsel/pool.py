@@ -18,12 +18,12 @@ from crawlsel.connstate import ConnectionListener, IllegalTransition
 from crawlsel.loop import EventLoop
 from crawlsel.models import Config
 from crawlsel.resolver import Answer
-from crawlsel.tracing import Tracer
 
 if TYPE_CHECKING:
     import ssl
 
     from crawlsel.job import Job
+    from crawlsel.tracing import Tracer
 
 RECV_BUFFER_BYTES = 256 * 1024  # one buffer for every recv_into of the run
 

@@ -335,7 +335,8 @@ class Connection:
             except CrawlError as exc:
                 error = exc
             error = self._act(parser.take_events()) or error
-            self._deliver_completed()
+            if self._completed:  # an idle connection's end completes nothing
+                self._deliver_completed()
             self._lose(error)
             return
         if self._trace is not None:

@@ -21,10 +21,11 @@ from crawlsel.connection import Connection, State
 from crawlsel.errors import CrawlError
 from crawlsel.frontier import Frontier, ListFrontier
 from crawlsel.http11 import ResponseHead
-from crawlsel.job import Done, Job, JobContext, Redirect, Retry, Save, SinkFactory, SkipCheck
+from crawlsel.job import PAUSE_STATUSES, Done, Job, JobContext, Redirect, Retry, Save, SinkFactory, SkipCheck
 from crawlsel.loop import EventLoop, Timer
 from crawlsel.models import Config, FetchResult
 from crawlsel.netboundary import unanswered
+from crawlsel.pacing import Pacing
 from crawlsel.pool import ConnectionPool, Origin
 from crawlsel.resolver import Answer, Resolver, family_for, pinned_for
 from crawlsel.sources import Record
@@ -54,8 +55,10 @@ class Dispatcher:
         resolver: Resolver | None = None,
         skip: SkipCheck | None = None,
         trace: Tracer | None = None,
+        pacing: Pacing | None = None,
     ) -> None:
         self.config = config
+        self._pacing = pacing or Pacing()
         self._context = JobContext(config, open_sink, skip)
         self._loop = loop
         self._on_result = on_result
@@ -148,9 +151,8 @@ class Dispatcher:
                 admitted = self._context.admit(record)
                 if isinstance(admitted, Job):
                     self._enqueue(admitted)
-                else:  # an invalid line, or a page already saved
-                    frontier.finished(admitted)
-                    self._on_result(admitted)
+                else:  # an invalid line, a page already saved, a URL robots.txt disallows
+                    self._on_result(frontier.finished(admitted))
         fd = frontier.wait_fd
         if fd is not None and self._waiting_fd is None and not self._stopping:
             # A pipe with no complete line yet: wait for it in the selector.
@@ -203,16 +205,34 @@ class Dispatcher:
                     self._fail(job, origin.addresses)
             return
         pool = self._pool
+        pacing = self._pacing
         while queue:
             if queue[0].stage is not Stage.QUEUED:
                 queue.popleft()  # ended while queued (--timeout): left here to be dropped
                 continue
+            if pacing.active and self._paced(origin):
+                return
             conn = pool.pick(origin)
             if conn is None:
                 if not pool.may_open(origin):
                     return  # its connections, or a free slot, will come back for more
                 conn = pool.connect(origin)
             self._start(conn, queue.popleft())
+            if pacing.active:
+                pacing.started(origin.key, time.monotonic())
+
+    def _paced(self, origin: Origin) -> bool:
+        """True if the origin's next request must wait (politeness); a timer comes back for it."""
+        wait = self._pacing.wait(origin.key, time.monotonic())
+        if wait <= 0:
+            return False
+        if origin.pace_timer is None:
+            origin.pace_timer = self._loop.call_later(wait, self._pace_over, origin)
+        return True
+
+    def _pace_over(self, origin: Origin) -> None:
+        origin.pace_timer = None
+        self._schedule(origin)
 
     def _start(self, conn: Connection, job: Job) -> None:
         self._stages.move(job, Stage.SENT)
@@ -246,6 +266,8 @@ class Dispatcher:
             self._loop.call_soon(self._respond_completed)
         for job, head in completed:
             assert isinstance(job, Job)
+            if head.status in PAUSE_STATUSES:
+                self._pause(job, head)  # before the connection's next request leaves
             self._stages.move(job, Stage.ANSWERED)
             job.conn = None
             self._completed.append((job, head, conn.fd))
@@ -269,6 +291,11 @@ class Dispatcher:
             self._schedule(origin)  # top up a pipelined connection
         self._fill()
 
+    def _pause(self, job: Job, head: ResponseHead) -> None:
+        pause = self._context.origin_pause(head)
+        if pause is not None:
+            self._pacing.pause(job.current.origin, time.monotonic() + pause)
+
     def _respond_completed(self) -> None:
         """Act on the responses completed during the last turn of the loop.
 
@@ -285,7 +312,7 @@ class Dispatcher:
                 self._trace(fd, f"after the events: {job.method} {job.current.target} -> {head.status}")
             self._respond(job, head)
         self._completed = []
-        self._maybe_finish()
+        self._fill()  # a crawl's frontier grows as pages end (and calls _maybe_finish)
 
     def connection_lost(self, conn: Connection, exchanges: list, error: CrawlError | None) -> None:
         origin = self._pool.lost(conn)
@@ -382,8 +409,7 @@ class Dispatcher:
         if job.deadline is not None:
             job.deadline.cancel()
             job.deadline = None
-        self._frontier.finished(result)
-        self._on_result(result)
+        self._on_result(self._frontier.finished(result))
         self._maybe_finish()
 
 

@@ -22,7 +22,9 @@ from crawlsel.hashtable import HashSet64
 from crawlsel.models import FetchResult, InvalidLine, Target, request_key
 from crawlsel.sources import Record, WaitForInput
 
-Work = Target | InvalidLine  # an invalid line is handed out too: it ends with a record
+# An invalid line is handed out too, and a record a frontier decided itself (a URL
+# robots.txt disallows): each ends with its record.
+Work = Target | InvalidLine | FetchResult
 
 
 @runtime_checkable
@@ -49,8 +51,9 @@ class Frontier(Protocol):
         """Queue a URL found during the run; False if it was seen before."""
         ...
 
-    def finished(self, result: FetchResult) -> None:
-        """A URL handed out by ``take`` ended with ``result``."""
+    def finished(self, result: FetchResult) -> FetchResult:
+        """A URL handed out by ``take`` ended with ``result``; the record to report
+        (a crawl adds how the URL was found)."""
         ...
 
     @property
@@ -123,8 +126,9 @@ class ListFrontier:
         self._found.append(target)
         return True
 
-    def finished(self, result: FetchResult) -> None:
+    def finished(self, result: FetchResult) -> FetchResult:
         self._unfinished -= 1
+        return result
 
     @property
     def exhausted(self) -> bool:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from crawlsel.connection import Connection
 from crawlsel.connstate import ConnectionListener, IllegalTransition
-from crawlsel.loop import EventLoop
+from crawlsel.loop import EventLoop, Timer
 from crawlsel.models import Config
 from crawlsel.resolver import Answer
 
@@ -31,7 +31,7 @@ RECV_BUFFER_BYTES = 256 * 1024  # one buffer for every recv_into of the run
 class Origin:
     """One scheme, host and port: its queue of jobs, its connections, its addresses."""
 
-    __slots__ = ("key", "queue", "conns", "idle", "addresses", "resolving")
+    __slots__ = ("key", "queue", "conns", "idle", "addresses", "resolving", "pace_timer")
 
     def __init__(self, key: tuple[str, str, int]) -> None:
         self.key = key
@@ -41,6 +41,7 @@ class Origin:
         self.idle: dict[Connection, None] = {}  # keep-alive connections waiting for a request
         self.addresses: Answer | None = None
         self.resolving = False
+        self.pace_timer: Timer | None = None  # politeness: comes back when the next request may start
 
 
 class ConnectionPool:

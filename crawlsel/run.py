@@ -26,6 +26,7 @@ from crawlsel.models import Config, FetchResult, Target
 
 if TYPE_CHECKING:
     from crawlsel.http11 import ResponseHead
+    from crawlsel.pacing import Pacing
     from crawlsel.writer import PageFile, PageWriter
 
 ResultCallback = Callable[[FetchResult], None]
@@ -56,6 +57,7 @@ class Run:
         tick: Callable[[int, int | None], None] | None = None,
         stop_when: Callable[[], bool] | None = None,
         warn: Callable[[str], None] | None = None,
+        pacing: Pacing | None = None,
     ) -> None:
         self.config = config
         self.frontier = frontier
@@ -67,6 +69,7 @@ class Run:
         self._stop_when = stop_when  # checked after each result: the reader went away
         self._warn = warn or (lambda message: None)
         self._interrupted = False
+        self._pacing = pacing  # politeness shared with a crawl frontier (Crawl-delay)
 
     def execute(self) -> RunOutcome:
         config = self.config = fit_open_files(self.config, self._warn)
@@ -113,6 +116,7 @@ class Run:
             result_then_check,
             skip=skip,
             trace=TraceWriter() if self._trace else None,
+            pacing=self._pacing,
         )
 
         def interrupt(signum: int, frame: object) -> None:

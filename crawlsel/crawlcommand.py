@@ -11,7 +11,7 @@ import itertools
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,6 +21,9 @@ from crawlsel.options import build_config, common_options, run_options
 from crawlsel.pacing import Pacing
 from crawlsel.report import RunReport
 from crawlsel.sources import argument_records, check_readable, read_targets
+
+if TYPE_CHECKING:
+    from crawlsel.crawlstate import CrawlState
 
 
 class DepthType(click.ParamType):
@@ -104,6 +107,12 @@ class RegexType(click.ParamType):
 @click.option(
     "--rate", type=click.FloatRange(min=0, min_open=True), help="Requests per second per origin, at most."
 )
+@click.option(
+    "--state",
+    "state_file",
+    type=click.Path(dir_okay=False),
+    help="Keep the crawl's frontier in this SQLite file; the same command resumes it.",
+)
 @run_options(per_host=4)
 @common_options
 def crawl(
@@ -122,6 +131,7 @@ def crawl(
     delay: float,
     random_delay: bool,
     rate: float | None,
+    state_file: str | None,
     output_dir: Path,
     concurrency: int,
     per_host: int,
@@ -154,13 +164,15 @@ def crawl(
                 usage_exit(str(exc))
     if ignore_robots and not quiet:
         click.echo("crawlsel: warning: --ignore-robots: robots.txt is not fetched or obeyed", err=True)
+    state = _open_state(state_file, output_dir) if state_file else None
     config = build_config(
         common,
         output_dir=output_dir,
         concurrency=concurrency,
         per_host=per_host,
         keep_alive=keep_alive,
-        skip_existing=skip_existing,
+        # A page saved just before a kill -9 is not in the state file: its file says it is done.
+        skip_existing=skip_existing or state is not None,
         crawl=True,
     )
     from crawlsel.crawl.scope import Scope  # fetch and get never load the crawl's modules
@@ -184,6 +196,7 @@ def crawl(
         max_pages=max_pages,
         max_per_host=max_per_host,
         on_delay=pacing.crawl_delay,
+        state=state,
     )
     report = RunReport(
         json_out=sys.stdout if json_lines else None,
@@ -191,6 +204,33 @@ def crawl(
         progress=not (no_progress or common["trace"]),
         crawl=frontier.counts,
     )
-    sys.exit(
-        run_and_summarise(config, frontier, report.on_result, report, trace=common["trace"], pacing=pacing)
-    )
+    try:
+        status = run_and_summarise(
+            config, frontier, report.on_result, report, trace=common["trace"], pacing=pacing
+        )
+    finally:
+        if state is not None:
+            _close_state(state)
+    sys.exit(status)
+
+
+def _close_state(state: CrawlState) -> None:
+    from crawlsel.crawlstate import StateError
+
+    try:
+        state.close()
+    except StateError as exc:
+        usage_exit(str(exc))
+
+
+def _open_state(path: str, output_dir: Path) -> CrawlState:
+    """The crawl's state file, and the output folder cleared of what a killed run left."""
+    from crawlsel.crawlstate import CrawlState, StateError, remove_stale_parts
+
+    try:
+        state = CrawlState(path)
+    except StateError as exc:
+        usage_exit(str(exc))
+    if output_dir.is_dir():
+        remove_stale_parts(str(output_dir))
+    return state

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import crawlsel.crawl.links as extract
 from crawlsel.crawl.robots import RobotsRules, product_token, rules_from
@@ -27,6 +27,9 @@ from crawlsel.hashtable import HashSet64
 from crawlsel.models import FetchResult, Target, request_key
 from crawlsel.sources import Record, WaitForInput, parse_url
 from crawlsel.urls import normalize
+
+if TYPE_CHECKING:
+    from crawlsel.crawlstate import CrawlState
 
 SNIFF_BYTES = 512  # WHATWG MIME sniffing looks at the first 512 bytes
 _CSS = re.compile(r"^\s*text/css\b", re.I)
@@ -69,6 +72,7 @@ class CrawlFrontier:
         max_pages: int | None = None,
         max_per_host: int | None = None,
         on_delay: DelayCallback | None = None,
+        state: CrawlState | None = None,
     ) -> None:
         self._seeds: Iterator[Record] = iter(seeds)
         self._open = True
@@ -88,6 +92,20 @@ class CrawlFrontier:
         self._per_host: dict[str, int] = {}
         self._robots: dict[Origin, RobotsRules | list[Found]] = {}  # rules, or who waits for them
         self.counts = CrawlCounts()
+        self._state = state
+        if state is not None:
+            self._resume(state)
+
+    def _resume(self, state: CrawlState) -> None:
+        """Queue again what an earlier run of this crawl had not finished."""
+        for row in state.rows():
+            try:
+                target = parse_url(row.url)
+            except InvalidURL:
+                continue
+            self._seen.add(request_key(target))
+            if not row.done:
+                self._queue.append(Found(target, row.depth, row.parent, row.via))
 
     # --- the Frontier protocol -------------------------------------------------
 
@@ -127,6 +145,8 @@ class CrawlFrontier:
             return result  # an invalid seed line
         if found.via == "robots":
             return self._robots_answered(found, result)
+        if self._state is not None:
+            self._state.done(found.target.url)
         if not result.skipped:
             self.counts.by_depth[found.depth] = self.counts.by_depth.get(found.depth, 0) + 1
         if result.final_url and result.final_url != found.target.url:
@@ -137,6 +157,10 @@ class CrawlFrontier:
     @property
     def exhausted(self) -> bool:
         return not self._open and not self._queue and not self._inflight
+
+    def flush(self) -> None:
+        if self._state is not None:
+            self._state.flush()
 
     @property
     def total(self) -> int | None:
@@ -157,9 +181,11 @@ class CrawlFrontier:
             index = self._next_index
             self._next_index += 1
             return record._replace(index=index)
+        self.scope.add_seed(record)  # a resumed crawl's seeds are seen, and still its scope
         if not self._seen.add(request_key(record)):
             return None
-        self.scope.add_seed(record)
+        if self._state is not None:
+            self._state.queued(record.url, 0, None, "seed")
         return Found(record, 0, None, "seed")
 
     def _hand_out(self, found: Found, taken: list[Work]) -> None:
@@ -239,7 +265,7 @@ class CrawlFrontier:
         if result.link_fields:
             page_links, follow = extract.header_links(result.link_fields, base)
         content_type = result.content_type
-        if _CSS.match(content_type or ""):
+        if _CSS.match(content_type or "") or (content_type is None and result.path.endswith(".css")):
             if self._requisites:
                 requisites = extract.extract_css(_read(result.path), base)
         elif extract.looks_like_html(
@@ -277,6 +303,8 @@ class CrawlFrontier:
             self.counts.out_of_scope += 1
             return False
         self._queue.append(Found(target, depth, parent, via))
+        if self._state is not None:
+            self._state.queued(target.url, depth, parent, via)
         return True
 
     def _mark_seen(self, url: str) -> None:

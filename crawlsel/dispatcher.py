@@ -119,6 +119,7 @@ class Dispatcher:
 
     def _shutdown(self) -> None:
         self._resolver.close()
+        self._frontier.flush()
         for answered, _, _ in self._completed:
             answered.reset()  # interrupted before it was saved: no partial file survives
         self._completed.clear()
@@ -312,6 +313,7 @@ class Dispatcher:
                 self._trace(fd, f"after the events: {job.method} {job.current.target} -> {head.status}")
             self._respond(job, head)
         self._completed = []
+        self._frontier.flush()  # once per turn: an on-disk frontier commits what it learned
         self._fill()  # a crawl's frontier grows as pages end (and calls _maybe_finish)
 
     def connection_lost(self, conn: Connection, exchanges: list, error: CrawlError | None) -> None:

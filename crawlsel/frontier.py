@@ -56,6 +56,11 @@ class Frontier(Protocol):
         (a crawl adds how the URL was found)."""
         ...
 
+    def flush(self) -> None:
+        """Make what was learned durable: called once per turn of the loop and at the end
+        (an on-disk frontier commits; one in memory has nothing to do)."""
+        ...
+
     @property
     def exhausted(self) -> bool: ...
 
@@ -129,6 +134,9 @@ class ListFrontier:
     def finished(self, result: FetchResult) -> FetchResult:
         self._unfinished -= 1
         return result
+
+    def flush(self) -> None:
+        pass
 
     @property
     def exhausted(self) -> bool:

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -253,3 +258,51 @@ def test_hostile_pages_give_records(server: HTTPTestServer, tmp_path: Path) -> N
     assert records[server.url("/many.html")]["links"] == 20_000
     assert records[server.url("/line.html")]["links"] >= 1
     assert records[server.url("/binary.html")]["status"] == 200
+
+
+def fan_out_site(server: HTTPTestServer, width: int = 30) -> set[str]:
+    """A front page linking to ``width`` pages, each linking to one more: the paths."""
+    paths = {"/"}
+    server.add("/", page(*(f"/p{i}.html" for i in range(width))), headers=HTML)
+    for i in range(width):
+        server.add(f"/p{i}.html", page(f"/q{i}.html"), headers=HTML, delay=0.02)
+        server.add(f"/q{i}.html", page(), headers=HTML, delay=0.02)
+        paths |= {f"/p{i}.html", f"/q{i}.html"}
+    return paths
+
+
+def start_crawl(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    command = [sys.executable, "-m", "crawlsel", "crawl", "-q", "--per-host", "1", "--ignore-robots", *args]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+
+
+def wait_for_requests(server: HTTPTestServer, n: int) -> None:
+    deadline = time.monotonic() + 30
+    while len(server.requests) < n:
+        assert time.monotonic() < deadline, "the crawl did not get going"
+        time.sleep(0.01)
+
+
+def test_state_resumes_a_killed_crawl_without_fetching_a_saved_page_again(
+    server: HTTPTestServer, tmp_path: Path
+) -> None:
+    expected = fan_out_site(server)
+    out, state = tmp_path / "out", tmp_path / "crawl.db"
+    for stop in (signal.SIGKILL, signal.SIGINT):
+        process = start_crawl(server.url("/"), "-o", str(out), "--state", str(state))
+        wait_for_requests(server, len(server.requests) + 12)
+        process.send_signal(stop)
+        assert process.wait(timeout=30) == (-9 if stop == signal.SIGKILL else 130)
+    finished = start_crawl(server.url("/"), "-o", str(out), "--state", str(state))
+    assert finished.wait(timeout=60) == 0
+    folder = f"127.0.0.1_{server.port}"
+    names = {p if p != "/" else "/index.html" for p in expected}
+    assert saved_files(out) == {folder + name for name in names}  # no .part file left either
+    counts: dict[str, int] = {}
+    for path in paths_requested(server):
+        counts[path] = counts.get(path, 0) + 1
+    assert set(counts) == expected
+    again = [path for path, n in counts.items() if n > 1]
+    # At most the page in flight at each stop (one connection) is asked for twice.
+    assert len(again) <= 2, again

@@ -34,7 +34,18 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from crawlsel.connector import Connector
-from crawlsel.connstate import ConnectionListener, Exchange, IllegalTransition, State
+from crawlsel.connstate import (
+    CLOSED,
+    CLOSING,
+    CONNECTING,
+    IDLE,
+    RECEIVING,
+    SENDING,
+    ConnectionListener,
+    Exchange,
+    IllegalTransition,
+    State,
+)
 from crawlsel.errors import CrawlError
 from crawlsel.http11 import BODY, HEAD, Event, ResponseHead, ResponseParser, UnexpectedData
 from crawlsel.loop import EVENT_READ, EVENT_WRITE, EventLoop
@@ -58,6 +69,7 @@ class Connection:
         "id",
         "origin",
         "state",
+        "reusable",
         "sock",
         "fd",
         "responses",
@@ -99,7 +111,8 @@ class Connection:
     ) -> None:
         self.id = next(_ids)
         self.origin = origin
-        self.state = State.CONNECTING
+        self.state = CONNECTING
+        self.reusable = True  # it may take another request: neither CLOSING nor CLOSED (_to)
         self.sock: socket.socket | ssl.SSLSocket | None = None
         self.fd = -1
         self.responses = 0  # completed exchanges: > 0 means the connection was reused
@@ -157,12 +170,6 @@ class Connection:
     def exchanges(self) -> tuple[Exchange, ...]:
         return tuple(self._inflight)
 
-    @property
-    def reusable(self) -> bool:
-        """It may take another request (derived from the state)."""
-        state = self.state
-        return state is not State.CLOSING and state is not State.CLOSED
-
     # --- state ---------------------------------------------------------------
 
     def _to(self, new: State) -> None:
@@ -171,11 +178,12 @@ class Connection:
         if new not in self.state.successors:  # type: ignore[attr-defined]
             raise IllegalTransition(f"{self!r}: cannot go from {self.state.name} to {new.name}")
         self.state = new
+        self.reusable = new is not CLOSING and new is not CLOSED
 
     def _end_reuse(self) -> None:
         """No request follows: the responses so far stand, then the socket closes."""
-        if self.state is not State.CLOSED:
-            self._to(State.CLOSING)
+        if self.state is not CLOSED:
+            self._to(CLOSING)
 
     def _want(self, mask: int) -> None:
         if mask != self._mask:
@@ -200,7 +208,7 @@ class Connection:
             if self._inflight:
                 self._start_sending()
             else:
-                self._to(State.IDLE)
+                self._to(IDLE)
                 self._want(EVENT_READ)
         except CrawlError as exc:
             self._lose(exc)
@@ -223,7 +231,7 @@ class Connection:
             self._out = memoryview(bytes(self._out) + exchange.request)
         else:
             self._out = memoryview(exchange.request)
-        if self.state is State.CONNECTING:
+        if self.state is CONNECTING:
             return  # sent once connected
         if not self._flush_queued:
             # Sent once every socket ready in this turn has been read: requests queued
@@ -234,7 +242,7 @@ class Connection:
 
     def _flush_queued_requests(self) -> None:
         self._flush_queued = False
-        if self._out and self.state is not State.CLOSED and self.state is not State.SENDING:
+        if self._out and self.state is not CLOSED and self.state is not SENDING:
             try:
                 self._start_sending()
             except CrawlError as exc:
@@ -245,7 +253,7 @@ class Connection:
         """Send what submit() queued; the read timeout counts from now."""
         self.last_activity = self._loop.time()
         self._watch.start()
-        self._to(State.SENDING)
+        self._to(SENDING)
         self._send()
 
     def abort(self, error: CrawlError) -> None:
@@ -254,9 +262,9 @@ class Connection:
 
     def close(self) -> None:
         """Close the socket without telling the listener (the caller knows)."""
-        if self.state is State.CLOSED:
+        if self.state is CLOSED:
             return
-        self._to(State.CLOSED)  # a closed connection never goes back to a pool
+        self._to(CLOSED)  # a closed connection never goes back to a pool
         self._watch.stop()
         if self._connector is not None:
             self._connector.cancel()
@@ -278,7 +286,7 @@ class Connection:
         try:
             if mask & EVENT_WRITE and self._out:
                 self._send()
-            if mask & EVENT_READ and self.state is not State.CLOSED:
+            if mask & EVENT_READ and self.state is not CLOSED:
                 self._receive()
         except CrawlError as exc:
             self._lose(exc)
@@ -303,7 +311,7 @@ class Connection:
         if self._out:
             self._want(EVENT_READ | EVENT_WRITE)
         else:
-            self._to(State.RECEIVING)
+            self._to(RECEIVING)
             self._want(EVENT_READ)
 
     def _receive(self) -> None:
@@ -318,7 +326,7 @@ class Connection:
                 raise receive_failed(exc, response_started=self._parser.response_started) from None
             self._received(n)
             # TLS may hold decrypted bytes the selector cannot see: drain them now.
-            if self.state is State.CLOSED or self._tls is None or not sock.pending():  # type: ignore[attr-defined]
+            if self.state is CLOSED or self._tls is None or not sock.pending():  # type: ignore[attr-defined]
                 return
 
     def _received(self, n: int) -> None:
@@ -356,7 +364,7 @@ class Connection:
             error = failed  # earlier in the stream than a fault the parser found after it
         if self._completed:
             self._deliver_completed()
-        if self.state is State.CLOSING:
+        if self.state is CLOSING:
             self._lose(error)
 
     # --- acting on the parser's events, after llhttp returned ------------------
@@ -397,10 +405,10 @@ class Connection:
 
     def _deliver_completed(self) -> None:
         completed, self._completed = self._completed, []
-        if not self._inflight and self.state is not State.CLOSED and self.state is not State.CLOSING:
+        if not self._inflight and self.reusable:
             # The read timer stays armed: it finds nothing in flight when it fires
             # and lapses, so a keep-alive request costs no heap push or cancel.
-            self._to(State.IDLE)
+            self._to(IDLE)
         if self._trace is not None:
             self._trace.event("complete", len(completed), self)
         self._listener.exchanges_complete(self, completed)
@@ -408,7 +416,7 @@ class Connection:
     # --- failures -------------------------------------------------------------
 
     def _lose(self, error: CrawlError | None) -> None:
-        if self.state is State.CLOSED:
+        if self.state is CLOSED:
             return
         if self._trace is not None and error is not None:
             self._trace.event("error", error)

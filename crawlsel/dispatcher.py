@@ -28,7 +28,7 @@ from crawlsel.netboundary import unanswered
 from crawlsel.pool import ConnectionPool, Origin
 from crawlsel.resolver import Answer, Resolver, family_for, pinned_for
 from crawlsel.sources import Record
-from crawlsel.stages import Stage, Stages
+from crawlsel.stages import ANSWERED, DONE, QUEUED, SENT, WAITING, Stages
 from crawlsel.writer import commit_page
 
 if TYPE_CHECKING:
@@ -130,11 +130,16 @@ class Dispatcher:
                 conn.close()
 
     def _fill(self) -> None:
-        """Take work from the frontier while there is room for it, a slice at a time."""
+        """Take work from the frontier while there is room for it, a slice at a time.
+
+        Called after every response: the frontier's ``ready``, ``wait_fd`` and
+        ``exhausted`` are read as attributes, and nothing else runs without room.
+        """
         frontier = self._frontier
+        counts = self._stages.counts
         budget = FILL_SLICE
-        while not self._stopping and self._waiting_fd is None and frontier.ready:
-            room = self._max_queued - self._stages[Stage.QUEUED]
+        while frontier.ready and not self._stopping and self._waiting_fd is None:
+            room = self._max_queued - counts[QUEUED]
             if room <= 0:
                 break
             if not budget:
@@ -142,7 +147,7 @@ class Dispatcher:
                     # A zero delay timer runs after the next poll of the selector.
                     self._fill_timer = self._loop.call_later(0.0, self._next_slice)
                 break
-            taken = min(budget, room)
+            taken = room if room < budget else budget
             budget -= taken
             for record in frontier.take(taken):
                 admitted = self._context.admit(record)
@@ -156,7 +161,8 @@ class Dispatcher:
             # A pipe with no complete line yet: wait for it in the selector.
             self._waiting_fd = fd
             self._loop.register(fd, 1, _InputWaiter(self))
-        self._maybe_finish()
+        if frontier.exhausted:
+            self._pool.retire_idle()
 
     def _next_slice(self) -> None:
         self._fill_timer = None
@@ -170,9 +176,8 @@ class Dispatcher:
         self._fill()
 
     def _enqueue(self, job: Job, *, front: bool = False) -> None:
-        key = job.current.origin
-        origin = self._pool.origin(key)
-        self._stages.move(job, Stage.QUEUED)
+        origin = self._pool.origin(job.current.origin)
+        self._stages.move(job, QUEUED)
         if front:
             origin.queue.appendleft(job)
         else:
@@ -185,11 +190,18 @@ class Dispatcher:
 
     # --- scheduling ----------------------------------------------------------
 
-    def _schedule(self, origin: Origin) -> None:
-        """Give queued jobs of one origin to connections, opening them within limits."""
+    def _schedule(self, origin: Origin, free: Connection | None = None) -> None:
+        """Give queued jobs of one origin to connections, opening them within limits.
+
+        ``free``: a connection of the origin's that has just answered everything it
+        carried; it takes the first job (the one ``pool.pick`` would give it, the
+        most recently used idle one), else it is parked.
+        """
         if not origin.queue or self._stopping:
+            if free is not None:
+                self._pool.park(free)
             return
-        if origin.addresses is None:
+        if origin.addresses is None:  # (so no connection of its own is free)
             if not origin.resolving:
                 origin.resolving = True
                 _, host, port = origin.key
@@ -199,23 +211,24 @@ class Dispatcher:
         if isinstance(origin.addresses, CrawlError):
             while queue:
                 job = queue.popleft()
-                if job.stage is Stage.QUEUED:
+                if job.stage is QUEUED:
                     self._fail(job, origin.addresses)
             return
         pool = self._pool
         while queue:
-            if queue[0].stage is not Stage.QUEUED:
+            if queue[0].stage is not QUEUED:
                 queue.popleft()  # ended while queued (--timeout): left here to be dropped
                 continue
-            conn = pool.pick(origin)
+            conn = free or pool.acquire(origin)
             if conn is None:
-                if not pool.may_open(origin):
-                    return  # its connections, or a free slot, will come back for more
-                conn = pool.connect(origin)
+                return  # its connections, or a free slot, will come back for more
+            free = None
             self._start(conn, queue.popleft())
+        if free is not None:
+            pool.park(free)
 
     def _start(self, conn: Connection, job: Job) -> None:
-        self._stages.move(job, Stage.SENT)
+        self._stages.move(job, SENT)
         if not job.started:
             job.started = time.monotonic()
             job.deadline = self._loop.call_later(self.config.timeout, self._expire, job)
@@ -246,7 +259,7 @@ class Dispatcher:
             self._loop.call_soon(self._respond_completed)
         for job, head in completed:
             assert isinstance(job, Job)
-            self._stages.move(job, Stage.ANSWERED)
+            self._stages.move(job, ANSWERED)
             job.conn = None
             self._completed.append((job, head, conn.fd))
         # The connection gets its next request before these pages are saved and
@@ -259,12 +272,13 @@ class Dispatcher:
             pool.retire(conn)  # we asked for "Connection: close"; no need to wait for it
             self._wake_starved()
         elif conn.inflight == 0:
-            pool.park(conn)
             if origin.queue:
-                self._schedule(origin)
-            elif pool.has_starved:
-                pool.retire(conn)
-                self._wake_starved()
+                self._schedule(origin, conn)  # it takes the next job, or is parked
+            else:
+                pool.park(conn)
+                if pool.has_starved:
+                    pool.retire(conn)
+                    self._wake_starved()
         else:
             self._schedule(origin)  # top up a pipelined connection
         self._fill()
@@ -303,7 +317,7 @@ class Dispatcher:
                 job.attempts -= 1
                 again.append(job)
         for job in reversed(again):
-            self._stages.move(job, Stage.QUEUED)
+            self._stages.move(job, QUEUED)
             origin.queue.appendleft(job)
         self._schedule(origin)
         self._wake_starved()
@@ -340,7 +354,7 @@ class Dispatcher:
                 self._fail(job, error)
 
     def _back_off(self, job: Job, delay: float) -> None:
-        self._stages.move(job, Stage.WAITING)
+        self._stages.move(job, WAITING)
         job.retry_timer = self._loop.call_later(delay, self._retry_now, job)
 
     def _retry_now(self, job: Job) -> None:
@@ -354,7 +368,7 @@ class Dispatcher:
         job.expired = True
         error = self._context.timeout_error()
         stage = job.stage
-        if stage is Stage.SENT:
+        if stage is SENT:
             conn = job.conn
             if conn is not None and conn.state is not State.CLOSED:
                 conn.abort(error)  # connection_lost fails the job
@@ -362,12 +376,12 @@ class Dispatcher:
                 # Held by a connection that closed without telling (a bug): end it here.
                 job.conn = None
                 self._fail(job, error)
-        elif stage is Stage.WAITING:
+        elif stage is WAITING:
             assert job.retry_timer is not None  # a WAITING job has its timer
             job.retry_timer.cancel()
             job.retry_timer = None
             self._fail(job, error)
-        elif stage is Stage.QUEUED:
+        elif stage is QUEUED:
             self._fail(job, error)  # _schedule drops it from its queue
         # ANSWERED: its response is acted on this turn; DONE: nothing left to end.
         self._fill()
@@ -378,13 +392,15 @@ class Dispatcher:
         self._deliver(job, self._context.failure(job, error, status=status))
 
     def _deliver(self, job: Job, result: FetchResult) -> None:
-        self._stages.move(job, Stage.DONE)
+        self._stages.move(job, DONE)
         if job.deadline is not None:
             job.deadline.cancel()
             job.deadline = None
-        self._frontier.finished(result)
+        frontier = self._frontier
+        frontier.finished(result)
         self._on_result(result)
-        self._maybe_finish()
+        if frontier.exhausted:
+            self._pool.retire_idle()
 
 
 class _InputWaiter:

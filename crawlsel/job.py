@@ -31,7 +31,7 @@ from crawlsel.errors import (
 from crawlsel.http11 import RequestTemplate, ResponseHead
 from crawlsel.models import Config, FetchResult, InvalidLine, Target, request_key
 from crawlsel.sources import parse_url
-from crawlsel.stages import Stage
+from crawlsel.stages import NEW
 
 if TYPE_CHECKING:
     from crawlsel.connection import Connection
@@ -113,7 +113,7 @@ class Job:
     )
 
     def __init__(self, target: Target, context: JobContext) -> None:
-        self.stage = Stage.NEW
+        self.stage = NEW
         self.target = target  # as listed: names the saved file
         self.current = target  # after redirects
         self.method = context.method

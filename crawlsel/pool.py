@@ -69,29 +69,33 @@ class ConnectionPool:
 
     # --- choosing a connection -------------------------------------------------
 
-    def pick(self, origin: Origin) -> Connection | None:
-        """An open connection for the origin's next request, or None."""
+    def acquire(self, origin: Origin) -> Connection | None:
+        """A connection for the origin's next request: an idle one, a pipelined one
+        when no new one may open, or a new one within the limits; None when the
+        origin waits (its connections, or a free slot, come back for more)."""
         config = self.config
-        if not config.keep_alive:
-            return None
-        if origin.idle:
+        if origin.idle and config.keep_alive:
             conn = origin.idle.popitem()[0]  # the most recently used: its socket is warm
             del self._idle[conn]
             return conn
-        pipeline = config.pipeline
-        if pipeline > 1 and len(origin.conns) >= config.per_host:
-            # Every connection is busy and no new one may open: pipeline on one.
-            for conn in origin.conns:
-                if conn.reusable and conn.inflight < pipeline:
-                    return conn
+        if len(origin.conns) >= config.per_host:
+            if config.pipeline > 1 and config.keep_alive:
+                return self._pipelined(origin)
+            return None
+        return self.connect(origin) if self._may_open(origin) else None
+
+    def _pipelined(self, origin: Origin) -> Connection | None:
+        """Every connection is busy and no new one may open: pipeline on one."""
+        pipeline = self.config.pipeline
+        for conn in origin.conns:
+            if conn.reusable and conn.inflight < pipeline:
+                return conn
         return None
 
-    def may_open(self, origin: Origin) -> bool | None:
-        """True if a connection may open for the origin now (an idle one of another
-        origin is closed if that frees the slot); None when the origin is at its own
-        limit (its connections come back for more); False when it waits for a slot."""
-        if len(origin.conns) >= self.config.per_host:
-            return None
+    def _may_open(self, origin: Origin) -> bool:
+        """Whether a connection may open below the per-origin limit now (an idle one
+        of another origin is closed if that frees the slot); False, and the origin
+        waits for a slot, when not."""
         if self.open >= self.config.concurrency:
             if not self._idle or not self.retire(next(iter(self._idle))):
                 if origin not in self._starved:

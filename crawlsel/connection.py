@@ -2,8 +2,9 @@
 
 It sends requests (partial sends; pipelined requests leave in one send), reads
 with one ``recv_into`` per readiness event, feeds the parser and acts on its
-events after ``feed`` returns.  The socket comes from a ``connector.Connector``
-(RFC 8305 racing, the TLS handshake); until then requests queue.  A
+events after ``feed`` returns.  The socket comes from the ``connector.Connector``
+given to ``open`` (the pool makes it: RFC 8305 racing, the TLS handshake); until
+then requests queue.  A
 ``readwatch.ReadWatch`` keeps the read and low-speed timers, ``netboundary``
 words the failures, ``--trace`` is a ``tracing.ConnectionTrace`` told what happens.
 
@@ -33,30 +34,19 @@ import socket
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from crawlsel.connector import Connector
-from crawlsel.connstate import (
-    CLOSED,
-    CLOSING,
-    CONNECTING,
-    IDLE,
-    RECEIVING,
-    SENDING,
-    ConnectionListener,
-    Exchange,
-    IllegalTransition,
-    State,
-)
+from crawlsel.connstate import CLOSED, CLOSING, CONNECTING, IDLE, RECEIVING, SENDING, IllegalTransition
 from crawlsel.errors import CrawlError
 from crawlsel.http11 import BODY, HEAD, Event, ResponseHead, ResponseParser, UnexpectedData
 from crawlsel.loop import EVENT_READ, EVENT_WRITE, EventLoop
-from crawlsel.models import Address
 from crawlsel.netboundary import WOULD_BLOCK, internal_error, receive_failed, send_failed
 from crawlsel.readwatch import ReadWatch
 
 if TYPE_CHECKING:
     import ssl
 
-    from crawlsel.tracing import ConnectionTrace, Tracer
+    from crawlsel.connector import Connector
+    from crawlsel.connstate import ConnectionListener, Exchange, State
+    from crawlsel.tracing import ConnectionTrace
 
 
 _ids = itertools.count(1)
@@ -97,17 +87,14 @@ class Connection:
         self,
         loop: EventLoop,
         origin: tuple[str, str, int],
-        addresses: list[Address],
         listener: ConnectionListener,
         recv_buffer: bytearray,
         *,
-        connect_timeout: float,
         read_timeout: float,
         speed_limit: int = 0,
         speed_time: float = 30.0,
-        tls: ssl.SSLContext | None = None,
-        trace: Tracer | None = None,
-        raw_heads: bool = False,
+        trace: ConnectionTrace | None = None,
+        parser: ResponseParser | None = None,
     ) -> None:
         self.id = next(_ids)
         self.origin = origin
@@ -118,12 +105,7 @@ class Connection:
         self.responses = 0  # completed exchanges: > 0 means the connection was reused
         self._loop = loop
         self._listener = listener
-        raw = None
-        if raw_heads:  # get -i only: fetch never loads it
-            from crawlsel.rawhead import RawHeads
-
-            raw = RawHeads()
-        self._parser = ResponseParser(raw)
+        self._parser = parser if parser is not None else ResponseParser()  # get -i: one with RawHeads
         self._inflight: deque[Exchange] = deque()
         self._completed: list[tuple[Exchange, ResponseHead]] = []
         self._receiving: Any = None  # the Exchange whose response is arriving
@@ -133,28 +115,10 @@ class Connection:
         self._buf = recv_buffer
         self._view = memoryview(recv_buffer)
         self._watch = ReadWatch(self, loop, read_timeout, speed_limit, speed_time)
-        self._trace: ConnectionTrace | None = None
-        if trace is not None:
-            from crawlsel.tracing import ConnectionTrace  # --trace only: not start-up time
-
-            self._trace = ConnectionTrace(trace)
-        self._tls = tls
-        self._connector: Connector | None = Connector(
-            loop,
-            addresses,
-            self,
-            timeout=connect_timeout,
-            tls=tls,
-            server_hostname=origin[1],
-            trace=self._trace,
-        )
-        # "Try again when the selector says so": TLS adds the ssl module's two.
-        if tls is None:
-            self._would_block = WOULD_BLOCK
-        else:
-            from crawlsel import tls as tls_module  # ssl is loaded already: tls is a context
-
-            self._would_block = tls_module.WOULD_BLOCK
+        self._trace = trace
+        self._connector: Connector | None = None
+        self._tls = False
+        self._would_block = WOULD_BLOCK  # "try again when the selector says so"
         self.bytes_in = 0
         self.last_activity = loop.time()
 
@@ -192,10 +156,17 @@ class Connection:
 
     # --- public API ----------------------------------------------------------
 
-    def open(self) -> None:
-        """Start connecting; failures arrive through the listener."""
-        assert self._connector is not None
-        self._connector.start()
+    def open(self, connector: Connector) -> None:
+        """Start connecting with ``connector``, made for this connection as its owner
+        (the pool makes it: addresses, RFC 8305 racing, TLS); failures arrive through
+        the listener."""
+        self._connector = connector
+        if connector.tls is not None:
+            from crawlsel import tls as tls_module  # ssl is loaded already: tls is a context
+
+            self._tls = True
+            self._would_block = tls_module.WOULD_BLOCK  # adds the ssl module's two
+        connector.start()
 
     # --- ConnectorOwner --------------------------------------------------------
 
@@ -326,7 +297,7 @@ class Connection:
                 raise receive_failed(exc, response_started=self._parser.response_started) from None
             self._received(n)
             # TLS may hold decrypted bytes the selector cannot see: drain them now.
-            if self.state is CLOSED or self._tls is None or not sock.pending():  # type: ignore[attr-defined]
+            if self.state is CLOSED or not self._tls or not sock.pending():  # type: ignore[attr-defined]
                 return
 
     def _received(self, n: int) -> None:

@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from crawlsel.connection import Connection, State
+from crawlsel.connection import Connection
+from crawlsel.connstate import CLOSED
 from crawlsel.errors import CrawlError
 from crawlsel.frontier import Frontier, ListFrontier
 from crawlsel.http11 import ResponseHead
@@ -65,7 +66,7 @@ class Dispatcher:
             family=family_for(config.ip_version),
             pinned=pinned_for(config.pinned),
         )
-        self._pool = ConnectionPool(loop, config, self, trace)
+        self.pool = ConnectionPool(loop, config, self, trace)  # its counts are the summary's
         self._frontier: Frontier = ListFrontier(())
         self._waiting_fd: int | None = None  # the frontier's input, watched by the loop
         self._stages = Stages()
@@ -77,19 +78,11 @@ class Dispatcher:
 
     @property
     def open_connections(self) -> int:
-        return self._pool.open
+        return self.pool.open
 
     @property
     def connections_by_host(self) -> dict[str, int]:
-        return self._pool.connections_by_host
-
-    @property
-    def peak_open(self) -> int:
-        return self._pool.peak_open
-
-    @property
-    def connections_opened(self) -> int:
-        return self._pool.connections_opened
+        return self.pool.connections_by_host
 
     @property
     def total(self) -> int | None:
@@ -122,7 +115,7 @@ class Dispatcher:
         if self._waiting_fd is not None:
             self._loop.unregister(self._waiting_fd)
             self._waiting_fd = None
-        for origin in self._pool.origins.values():
+        for origin in self.pool.origins.values():
             for conn in list(origin.conns):
                 for job in conn.exchanges:
                     if isinstance(job, Job):
@@ -130,11 +123,7 @@ class Dispatcher:
                 conn.close()
 
     def _fill(self) -> None:
-        """Take work from the frontier while there is room for it, a slice at a time.
-
-        Called after every response: the frontier's ``ready``, ``wait_fd`` and
-        ``exhausted`` are read as attributes, and nothing else runs without room.
-        """
+        """Take work from the frontier while there is room for it, a slice at a time."""
         frontier = self._frontier
         counts = self._stages.counts
         budget = FILL_SLICE
@@ -161,8 +150,7 @@ class Dispatcher:
             # A pipe with no complete line yet: wait for it in the selector.
             self._waiting_fd = fd
             self._loop.register(fd, 1, _InputWaiter(self))
-        if frontier.exhausted:
-            self._pool.retire_idle()
+        self._maybe_finish()
 
     def _next_slice(self) -> None:
         self._fill_timer = None
@@ -176,7 +164,7 @@ class Dispatcher:
         self._fill()
 
     def _enqueue(self, job: Job, *, front: bool = False) -> None:
-        origin = self._pool.origin(job.current.origin)
+        origin = self.pool.origin(job.current.origin)
         self._stages.move(job, QUEUED)
         if front:
             origin.queue.appendleft(job)
@@ -186,22 +174,19 @@ class Dispatcher:
 
     def _maybe_finish(self) -> None:
         if self._frontier.exhausted:
-            self._pool.retire_idle()
+            self.pool.retire_idle()
 
     # --- scheduling ----------------------------------------------------------
 
     def _schedule(self, origin: Origin, free: Connection | None = None) -> None:
         """Give queued jobs of one origin to connections, opening them within limits.
-
-        ``free``: a connection of the origin's that has just answered everything it
-        carried; it takes the first job (the one ``pool.pick`` would give it, the
-        most recently used idle one), else it is parked.
-        """
+        ``free``, one of its connections that answered all it carried, takes the first
+        job (as the most recently used idle one would) or is parked."""
         if not origin.queue or self._stopping:
             if free is not None:
-                self._pool.park(free)
+                self.pool.park(free)
             return
-        if origin.addresses is None:  # (so no connection of its own is free)
+        if origin.addresses is None:
             if not origin.resolving:
                 origin.resolving = True
                 _, host, port = origin.key
@@ -214,7 +199,7 @@ class Dispatcher:
                 if job.stage is QUEUED:
                     self._fail(job, origin.addresses)
             return
-        pool = self._pool
+        pool = self.pool
         while queue:
             if queue[0].stage is not QUEUED:
                 queue.popleft()  # ended while queued (--timeout): left here to be dropped
@@ -244,7 +229,7 @@ class Dispatcher:
         self._loop.call_soon(self._fill)
 
     def _wake_starved(self) -> None:
-        while (origin := self._pool.next_starved()) is not None:
+        while (origin := self.pool.next_starved()) is not None:
             self._schedule(origin)
 
     # --- ConnectionListener --------------------------------------------------
@@ -264,7 +249,7 @@ class Dispatcher:
             self._completed.append((job, head, conn.fd))
         # The connection gets its next request before these pages are saved and
         # reported: the server starts on it one file rename earlier.
-        pool = self._pool
+        pool = self.pool
         origin = pool.origins[conn.origin]
         if not conn.reusable:
             pass  # the connection reports its closing through connection_lost
@@ -302,7 +287,7 @@ class Dispatcher:
         self._maybe_finish()
 
     def connection_lost(self, conn: Connection, exchanges: list, error: CrawlError | None) -> None:
-        origin = self._pool.lost(conn)
+        origin = self.pool.lost(conn)
         again: list[Job] = []
         for i, job in enumerate(exchanges):
             job.conn = None
@@ -370,7 +355,7 @@ class Dispatcher:
         stage = job.stage
         if stage is SENT:
             conn = job.conn
-            if conn is not None and conn.state is not State.CLOSED:
+            if conn is not None and conn.state is not CLOSED:
                 conn.abort(error)  # connection_lost fails the job
             else:
                 # Held by a connection that closed without telling (a bug): end it here.
@@ -396,11 +381,9 @@ class Dispatcher:
         if job.deadline is not None:
             job.deadline.cancel()
             job.deadline = None
-        frontier = self._frontier
-        frontier.finished(result)
+        self._frontier.finished(result)
         self._on_result(result)
-        if frontier.exhausted:
-            self._pool.retire_idle()
+        self._maybe_finish()
 
 
 class _InputWaiter:

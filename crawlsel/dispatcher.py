@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from crawlsel.connection import Connection, State
+from crawlsel.connection import Connection
+from crawlsel.connstate import CLOSED
 from crawlsel.errors import CrawlError
 from crawlsel.frontier import Frontier, ListFrontier
 from crawlsel.http11 import ResponseHead
@@ -29,7 +30,7 @@ from crawlsel.pacing import Pacing
 from crawlsel.pool import ConnectionPool, Origin
 from crawlsel.resolver import Answer, Resolver, family_for, pinned_for
 from crawlsel.sources import Record
-from crawlsel.stages import Stage, Stages
+from crawlsel.stages import ANSWERED, DONE, QUEUED, SENT, WAITING, Stages
 from crawlsel.writer import commit_page
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ class Dispatcher:
             family=family_for(config.ip_version),
             pinned=pinned_for(config.pinned),
         )
-        self._pool = ConnectionPool(loop, config, self, trace)
+        self.pool = ConnectionPool(loop, config, self, trace)  # its counts are the summary's
         self._frontier: Frontier = ListFrontier(())
         self._waiting_fd: int | None = None  # the frontier's input, watched by the loop
         self._stages = Stages()
@@ -80,19 +81,11 @@ class Dispatcher:
 
     @property
     def open_connections(self) -> int:
-        return self._pool.open
+        return self.pool.open
 
     @property
     def connections_by_host(self) -> dict[str, int]:
-        return self._pool.connections_by_host
-
-    @property
-    def peak_open(self) -> int:
-        return self._pool.peak_open
-
-    @property
-    def connections_opened(self) -> int:
-        return self._pool.connections_opened
+        return self.pool.connections_by_host
 
     @property
     def total(self) -> int | None:
@@ -126,7 +119,7 @@ class Dispatcher:
         if self._waiting_fd is not None:
             self._loop.unregister(self._waiting_fd)
             self._waiting_fd = None
-        for origin in self._pool.origins.values():
+        for origin in self.pool.origins.values():
             for conn in list(origin.conns):
                 for job in conn.exchanges:
                     if isinstance(job, Job):
@@ -136,9 +129,10 @@ class Dispatcher:
     def _fill(self) -> None:
         """Take work from the frontier while there is room for it, a slice at a time."""
         frontier = self._frontier
+        counts = self._stages.counts
         budget = FILL_SLICE
-        while not self._stopping and self._waiting_fd is None and frontier.ready:
-            room = self._max_queued - self._stages[Stage.QUEUED]
+        while frontier.ready and not self._stopping and self._waiting_fd is None:
+            room = self._max_queued - counts[QUEUED]
             if room <= 0:
                 break
             if not budget:
@@ -146,7 +140,7 @@ class Dispatcher:
                     # A zero delay timer runs after the next poll of the selector.
                     self._fill_timer = self._loop.call_later(0.0, self._next_slice)
                 break
-            taken = min(budget, room)
+            taken = room if room < budget else budget
             budget -= taken
             for record in frontier.take(taken):
                 admitted = self._context.admit(record)
@@ -173,9 +167,8 @@ class Dispatcher:
         self._fill()
 
     def _enqueue(self, job: Job, *, front: bool = False) -> None:
-        key = job.current.origin
-        origin = self._pool.origin(key)
-        self._stages.move(job, Stage.QUEUED)
+        origin = self.pool.origin(job.current.origin)
+        self._stages.move(job, QUEUED)
         if front:
             origin.queue.appendleft(job)
         else:
@@ -184,13 +177,17 @@ class Dispatcher:
 
     def _maybe_finish(self) -> None:
         if self._frontier.exhausted:
-            self._pool.retire_idle()
+            self.pool.retire_idle()
 
     # --- scheduling ----------------------------------------------------------
 
-    def _schedule(self, origin: Origin) -> None:
-        """Give queued jobs of one origin to connections, opening them within limits."""
+    def _schedule(self, origin: Origin, free: Connection | None = None) -> None:
+        """Give queued jobs of one origin to connections, opening them within limits.
+        ``free``, one of its connections that answered all it carried, takes the first
+        job (as the most recently used idle one would) or is parked."""
         if not origin.queue or self._stopping:
+            if free is not None:
+                self.pool.park(free)
             return
         if origin.addresses is None:
             if not origin.resolving:
@@ -202,25 +199,26 @@ class Dispatcher:
         if isinstance(origin.addresses, CrawlError):
             while queue:
                 job = queue.popleft()
-                if job.stage is Stage.QUEUED:
+                if job.stage is QUEUED:
                     self._fail(job, origin.addresses)
             return
-        pool = self._pool
+        pool = self.pool
         pacing = self._pacing
         while queue:
-            if queue[0].stage is not Stage.QUEUED:
+            if queue[0].stage is not QUEUED:
                 queue.popleft()  # ended while queued (--timeout): left here to be dropped
                 continue
             if pacing.active and self._paced(origin):
-                return
-            conn = pool.pick(origin)
+                break
+            conn = free or pool.acquire(origin)
             if conn is None:
-                if not pool.may_open(origin):
-                    return  # its connections, or a free slot, will come back for more
-                conn = pool.connect(origin)
+                return  # its connections, or a free slot, will come back for more
+            free = None
             self._start(conn, queue.popleft())
             if pacing.active:
                 pacing.started(origin.key, time.monotonic())
+        if free is not None:
+            pool.park(free)
 
     def _paced(self, origin: Origin) -> bool:
         """True if the origin's next request must wait (politeness); a timer comes back for it."""
@@ -236,7 +234,7 @@ class Dispatcher:
         self._schedule(origin)
 
     def _start(self, conn: Connection, job: Job) -> None:
-        self._stages.move(job, Stage.SENT)
+        self._stages.move(job, SENT)
         if not job.started:
             job.started = time.monotonic()
             job.deadline = self._loop.call_later(self.config.timeout, self._expire, job)
@@ -252,7 +250,7 @@ class Dispatcher:
         self._loop.call_soon(self._fill)
 
     def _wake_starved(self) -> None:
-        while (origin := self._pool.next_starved()) is not None:
+        while (origin := self.pool.next_starved()) is not None:
             self._schedule(origin)
 
     # --- ConnectionListener --------------------------------------------------
@@ -269,12 +267,12 @@ class Dispatcher:
             assert isinstance(job, Job)
             if head.status in PAUSE_STATUSES:
                 self._pause(job, head)  # before the connection's next request leaves
-            self._stages.move(job, Stage.ANSWERED)
+            self._stages.move(job, ANSWERED)
             job.conn = None
             self._completed.append((job, head, conn.fd))
         # The connection gets its next request before these pages are saved and
         # reported: the server starts on it one file rename earlier.
-        pool = self._pool
+        pool = self.pool
         origin = pool.origins[conn.origin]
         if not conn.reusable:
             pass  # the connection reports its closing through connection_lost
@@ -282,12 +280,13 @@ class Dispatcher:
             pool.retire(conn)  # we asked for "Connection: close"; no need to wait for it
             self._wake_starved()
         elif conn.inflight == 0:
-            pool.park(conn)
             if origin.queue:
-                self._schedule(origin)
-            elif pool.has_starved:
-                pool.retire(conn)
-                self._wake_starved()
+                self._schedule(origin, conn)  # it takes the next job, or is parked
+            else:
+                pool.park(conn)
+                if pool.has_starved:
+                    pool.retire(conn)
+                    self._wake_starved()
         else:
             self._schedule(origin)  # top up a pipelined connection
         self._fill()
@@ -317,7 +316,7 @@ class Dispatcher:
         self._fill()  # a crawl's frontier grows as pages end (and calls _maybe_finish)
 
     def connection_lost(self, conn: Connection, exchanges: list, error: CrawlError | None) -> None:
-        origin = self._pool.lost(conn)
+        origin = self.pool.lost(conn)
         again: list[Job] = []
         for i, job in enumerate(exchanges):
             job.conn = None
@@ -332,7 +331,7 @@ class Dispatcher:
                 job.attempts -= 1
                 again.append(job)
         for job in reversed(again):
-            self._stages.move(job, Stage.QUEUED)
+            self._stages.move(job, QUEUED)
             origin.queue.appendleft(job)
         self._schedule(origin)
         self._wake_starved()
@@ -369,7 +368,7 @@ class Dispatcher:
                 self._fail(job, error)
 
     def _back_off(self, job: Job, delay: float) -> None:
-        self._stages.move(job, Stage.WAITING)
+        self._stages.move(job, WAITING)
         job.retry_timer = self._loop.call_later(delay, self._retry_now, job)
 
     def _retry_now(self, job: Job) -> None:
@@ -383,20 +382,20 @@ class Dispatcher:
         job.expired = True
         error = self._context.timeout_error()
         stage = job.stage
-        if stage is Stage.SENT:
+        if stage is SENT:
             conn = job.conn
-            if conn is not None and conn.state is not State.CLOSED:
+            if conn is not None and conn.state is not CLOSED:
                 conn.abort(error)  # connection_lost fails the job
             else:
                 # Held by a connection that closed without telling (a bug): end it here.
                 job.conn = None
                 self._fail(job, error)
-        elif stage is Stage.WAITING:
+        elif stage is WAITING:
             assert job.retry_timer is not None  # a WAITING job has its timer
             job.retry_timer.cancel()
             job.retry_timer = None
             self._fail(job, error)
-        elif stage is Stage.QUEUED:
+        elif stage is QUEUED:
             self._fail(job, error)  # _schedule drops it from its queue
         # ANSWERED: its response is acted on this turn; DONE: nothing left to end.
         self._fill()
@@ -407,7 +406,7 @@ class Dispatcher:
         self._deliver(job, self._context.failure(job, error, status=status))
 
     def _deliver(self, job: Job, result: FetchResult) -> None:
-        self._stages.move(job, Stage.DONE)
+        self._stages.move(job, DONE)
         if job.deadline is not None:
             job.deadline.cancel()
             job.deadline = None

@@ -41,9 +41,10 @@ class UnrequestedResponse(UnexpectedData):
 
 
 class RequestTemplate:
-    """Renders request bytes; the header block shared by all requests is built once."""
+    """Renders request bytes; the fields shared by all requests are built once, the
+    rest after the request line once per run of requests to one origin."""
 
-    __slots__ = ("_common",)
+    __slots__ = ("_common", "_last")
 
     def __init__(
         self,
@@ -62,18 +63,15 @@ class RequestTemplate:
             defaults[name.lower()] = (name, value)
         lines = [f"{name}: {value}\r\n" for name, value in defaults.values() if value]
         self._common = "".join(lines).encode("latin-1")
+        self._last: tuple[tuple[str, str, int, bool], bytes] = (("", "", 0, False), b"")
 
     def render(self, method: str, target: Target, keep_alive: bool) -> bytes:
-        connection = b"keep-alive" if keep_alive else b"close"
-        return b"".join(
-            (
-                f"{method} {target.target} HTTP/1.1\r\nHost: {target.host_header}\r\n".encode("ascii"),
-                self._common,
-                b"Connection: ",
-                connection,
-                b"\r\n\r\n",
-            )
-        )
+        key = (target.scheme, target.host, target.port, keep_alive)
+        if key != self._last[0]:
+            connection = b"Connection: keep-alive\r\n\r\n" if keep_alive else b"Connection: close\r\n\r\n"
+            host = f" HTTP/1.1\r\nHost: {target.host_header}\r\n".encode("ascii")
+            self._last = (key, host + self._common + connection)
+        return f"{method} {target.target}".encode("ascii") + self._last[1]
 
 
 @dataclass(slots=True)
@@ -85,8 +83,7 @@ class ResponseHead:
     keep_alive: bool
     content_length: int | None
     chunked: bool
-    # Transfer codings to undo, in the order applied, without a final "chunked"
-    # (llhttp removes that one).
+    # Transfer codings to undo, in the order applied, without a final "chunked" (llhttp removes it).
     transfer_codings: tuple[str, ...] = ()
     # As received, interim 1xx heads first, when the parser was given a RawHeads (get -i).
     raw: bytes = b""

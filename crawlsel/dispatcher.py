@@ -80,14 +80,6 @@ class Dispatcher:
         self._completed: list[tuple[Job, ResponseHead, int]] = []  # answered, not yet acted on
 
     @property
-    def open_connections(self) -> int:
-        return self.pool.open
-
-    @property
-    def connections_by_host(self) -> dict[str, int]:
-        return self.pool.connections_by_host
-
-    @property
     def total(self) -> int | None:
         """How many results the run will give, once the frontier knows."""
         return self._frontier.total
@@ -208,8 +200,8 @@ class Dispatcher:
             if queue[0].stage is not QUEUED:
                 queue.popleft()  # ended while queued (--timeout): left here to be dropped
                 continue
-            if pacing.active and self._paced(origin):
-                break
+            if pacing.active and pacing.hold(origin.key, self._loop, self._schedule, origin):
+                break  # politeness: a timer comes back for the origin
             conn = free or pool.acquire(origin)
             if conn is None:
                 return  # its connections, or a free slot, will come back for more
@@ -219,19 +211,6 @@ class Dispatcher:
                 pacing.started(origin.key, time.monotonic())
         if free is not None:
             pool.park(free)
-
-    def _paced(self, origin: Origin) -> bool:
-        """True if the origin's next request must wait (politeness); a timer comes back for it."""
-        wait = self._pacing.wait(origin.key, time.monotonic())
-        if wait <= 0:
-            return False
-        if origin.pace_timer is None:
-            origin.pace_timer = self._loop.call_later(wait, self._pace_over, origin)
-        return True
-
-    def _pace_over(self, origin: Origin) -> None:
-        origin.pace_timer = None
-        self._schedule(origin)
 
     def _start(self, conn: Connection, job: Job) -> None:
         self._stages.move(job, SENT)
@@ -265,8 +244,8 @@ class Dispatcher:
             self._loop.call_soon(self._respond_completed)
         for job, head in completed:
             assert isinstance(job, Job)
-            if head.status in PAUSE_STATUSES:
-                self._pause(job, head)  # before the connection's next request leaves
+            if head.status in PAUSE_STATUSES:  # before the connection's next request leaves
+                self._pacing.pause(job.current.origin, self._context.origin_pause(head))
             self._stages.move(job, ANSWERED)
             job.conn = None
             self._completed.append((job, head, conn.fd))
@@ -290,11 +269,6 @@ class Dispatcher:
         else:
             self._schedule(origin)  # top up a pipelined connection
         self._fill()
-
-    def _pause(self, job: Job, head: ResponseHead) -> None:
-        pause = self._context.origin_pause(head)
-        if pause is not None:
-            self._pacing.pause(job.current.origin, time.monotonic() + pause)
 
     def _respond_completed(self) -> None:
         """Act on the responses completed during the last turn of the loop.

@@ -12,6 +12,12 @@ and the dispatcher does not ask.
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from crawlsel.loop import EventLoop, Timer
 
 Origin = tuple[str, str, int]
 
@@ -21,13 +27,14 @@ MAX_CRAWL_DELAY = 300.0
 
 
 class Pacing:
-    __slots__ = ("_base", "_random", "_asked", "_next", "active")
+    __slots__ = ("_base", "_random", "_asked", "_next", "_timers", "active")
 
     def __init__(self, *, delay: float = 0.0, rate: float | None = None, random_delay: bool = False) -> None:
         self._base = max(delay, 1.0 / rate if rate else 0.0)
         self._random = random_delay
         self._asked: dict[Origin, float] = {}  # Crawl-delay per origin
         self._next: dict[Origin, float] = {}  # monotonic time the next start may happen
+        self._timers: dict[Origin, Timer] = {}  # one wake-up per waiting origin
         self.active = self._base > 0
 
     def crawl_delay(self, origin: Origin, seconds: float) -> None:
@@ -36,8 +43,11 @@ class Pacing:
             self._asked[origin] = min(seconds, MAX_CRAWL_DELAY)
             self.active = True
 
-    def pause(self, origin: Origin, until: float) -> None:
-        """Start nothing on the origin before ``until`` (a 429 or 503 with Retry-After)."""
+    def pause(self, origin: Origin, seconds: float | None) -> None:
+        """Start nothing on the origin for ``seconds`` (a 429 or 503 with Retry-After)."""
+        if seconds is None:
+            return
+        until = time.monotonic() + seconds
         if until > self._next.get(origin, 0.0):
             self._next[origin] = until
         self.active = True
@@ -45,6 +55,20 @@ class Pacing:
     def wait(self, origin: Origin, now: float) -> float:
         """Seconds before the origin's next request may start; 0 means now."""
         return max(0.0, self._next.get(origin, 0.0) - now)
+
+    def hold(self, origin: Origin, loop: EventLoop, wake: Callable[..., Any], *args: Any) -> bool:
+        """True if the origin's next request must wait; ``wake(*args)`` runs when it may
+        start (a timer in the loop's heap, one per origin)."""
+        wait = self.wait(origin, time.monotonic())
+        if wait <= 0:
+            return False
+        if origin not in self._timers:
+            self._timers[origin] = loop.call_later(wait, self._woken, origin, wake, args)
+        return True
+
+    def _woken(self, origin: Origin, wake: Callable[..., Any], args: tuple) -> None:
+        del self._timers[origin]
+        wake(*args)
 
     def started(self, origin: Origin, now: float) -> bool:
         """A request to the origin started; True if the next one must wait."""

@@ -18,7 +18,7 @@ from crawlsel.connection import Connection
 from crawlsel.connector import Connector
 from crawlsel.connstate import ConnectionListener, IllegalTransition
 from crawlsel.http11 import ResponseParser
-from crawlsel.loop import EventLoop, Timer
+from crawlsel.loop import EventLoop
 from crawlsel.models import Config
 from crawlsel.resolver import Answer
 
@@ -34,7 +34,7 @@ RECV_BUFFER_BYTES = 256 * 1024  # one buffer for every recv_into of the run
 class Origin:
     """One scheme, host and port: its queue of jobs, its connections, its addresses."""
 
-    __slots__ = ("key", "queue", "conns", "idle", "addresses", "resolving", "pace_timer")
+    __slots__ = ("key", "queue", "conns", "idle", "addresses", "resolving")
 
     def __init__(self, key: tuple[str, str, int]) -> None:
         self.key = key
@@ -44,7 +44,6 @@ class Origin:
         self.idle: dict[Connection, None] = {}  # keep-alive connections waiting for a request
         self.addresses: Answer | None = None
         self.resolving = False
-        self.pace_timer: Timer | None = None  # politeness: comes back when the next request may start
 
 
 class ConnectionPool:

@@ -133,7 +133,7 @@ class Run:
         if tick is not None:
 
             def refresh() -> None:
-                tick(dispatcher.open_connections, dispatcher.total)
+                tick(dispatcher.pool.open, dispatcher.total)
                 ticker[0] = loop.call_later(TICK_SECONDS, refresh, background=True)
 
             ticker.append(loop.call_later(TICK_SECONDS, refresh, background=True))
@@ -145,7 +145,9 @@ class Run:
                 ticker[0].cancel()
             _restore_signals(previous)
             loop.close()
-        return RunOutcome(interrupted=self._interrupted, connections_by_host=dispatcher.connections_by_host)
+        return RunOutcome(
+            interrupted=self._interrupted, connections_by_host=dispatcher.pool.connections_by_host
+        )
 
     def _run_other_engine(
         self, open_sink: SinkFactory, on_result: ResultCallback, skip: SkipCheck | None

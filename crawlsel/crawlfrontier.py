@@ -209,7 +209,7 @@ class CrawlFrontier:
         index = self._next_index
         self._next_index += 1
         self._inflight[index] = found
-        taken.append(target._replace(index=index))
+        taken.append(target._replace(index=index, referer=_referer(found.parent, target)))
 
     def _within_limits(self, target: Target) -> bool:
         if self._max_pages is not None and self._pages >= self._max_pages:
@@ -312,6 +312,14 @@ class CrawlFrontier:
             self._seen.add(request_key(parse_url(url)))
         except InvalidURL:
             pass
+
+
+def _referer(parent: str | None, target: Target) -> str | None:
+    """The page a link was found on, as Scrapy's default policy sends it: never from
+    an https page to an http URL (no-referrer-when-downgrade)."""
+    if parent is None or (target.scheme == "http" and parent.startswith("https:")):
+        return None
+    return parent
 
 
 def _read(path: str, limit: int = -1) -> bytes:

@@ -1,7 +1,6 @@
-"""Sans-IO HTTP/1.1: request bytes out, response events in.
+"""Sans-IO HTTP/1.1 responses: bytes in, events out (request bytes: ``request.py``).
 
-Nothing here opens a socket.  ``RequestTemplate`` renders request bytes;
-``ResponseParser`` wraps httptools (llhttp, the parser of Node.js) and adds what
+Nothing here opens a socket.  ``ResponseParser`` wraps httptools (llhttp, the parser of Node.js) and adds what
 llhttp leaves to its caller: which request each response answers (so pipelined
 responses arriving in one recv are split at the right byte), responses to HEAD,
 the end of a close-delimited body at EOF, and limits on the response head.
@@ -17,7 +16,6 @@ import httptools
 
 from crawlsel.errors import ConnectionClosed, ProtocolError
 from crawlsel.llhttp import llhttp_message, merge_content_lengths, new_parser
-from crawlsel.models import Target
 
 if TYPE_CHECKING:
     from crawlsel.rawhead import RawHeads
@@ -38,40 +36,6 @@ class UnexpectedData(ProtocolError):
 class UnrequestedResponse(UnexpectedData):
     """What followed the last expected response begins like a status line: a server
     answering twice.  The responses before it stand (as curl); the connection closes."""
-
-
-class RequestTemplate:
-    """Renders request bytes; the fields shared by all requests are built once, the
-    rest after the request line once per run of requests to one origin."""
-
-    __slots__ = ("_common", "_last")
-
-    def __init__(
-        self,
-        user_agent: str,
-        extra_headers: tuple[tuple[str, str], ...] = (),
-        accept_encoding: str = "identity",
-    ) -> None:
-        defaults = {
-            "user-agent": ("User-Agent", user_agent),
-            "accept": ("Accept", "*/*"),
-            "accept-encoding": ("Accept-Encoding", accept_encoding),
-        }
-        for name, value in extra_headers:
-            # As curl -H: a user header replaces the default of the same name, and
-            # "Name:" with no value removes it.
-            defaults[name.lower()] = (name, value)
-        lines = [f"{name}: {value}\r\n" for name, value in defaults.values() if value]
-        self._common = "".join(lines).encode("latin-1")
-        self._last: tuple[tuple[str, str, int, bool], bytes] = (("", "", 0, False), b"")
-
-    def render(self, method: str, target: Target, keep_alive: bool) -> bytes:
-        key = (target.scheme, target.host, target.port, keep_alive)
-        if key != self._last[0]:
-            connection = b"Connection: keep-alive\r\n\r\n" if keep_alive else b"Connection: close\r\n\r\n"
-            host = f" HTTP/1.1\r\nHost: {target.host_header}\r\n".encode("ascii")
-            self._last = (key, host + self._common + connection)
-        return f"{method} {target.target}".encode("ascii") + self._last[1]
 
 
 @dataclass(slots=True)

@@ -27,8 +27,9 @@ from crawlsel.errors import (
     Timeout,
     TooLarge,
 )
-from crawlsel.http11 import RequestTemplate, ResponseHead
+from crawlsel.http11 import ResponseHead
 from crawlsel.models import Config, FetchResult, InvalidLine, Target, request_key
+from crawlsel.request import RequestTemplate
 from crawlsel.sources import parse_url
 from crawlsel.stages import NEW
 

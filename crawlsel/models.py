@@ -43,6 +43,7 @@ class Target(NamedTuple):
     line: int = 0  # line number in its source, 0 when given on the command line
     # "index" shadows tuple.index, which nothing here calls.
     index: int = 0  # type: ignore[assignment]  # position in the run's input order
+    referer: str | None = None  # a crawl's: the page the link was found on
 
     @property
     def origin(self) -> tuple[str, str, int]:

@@ -76,6 +76,13 @@ def test_links_are_followed_breadth_first_with_their_records(server: HTTPTestSer
     assert paths_requested(server) == ["/robots.txt", "/", "/a.html", "/b.html", "/c.html"]
 
 
+def test_referer_is_the_page_the_link_was_found_on(server: HTTPTestServer, tmp_path: Path) -> None:
+    site(server, {"/": page("/a.html"), "/a.html": page()})
+    crawl(tmp_path, server.url("/"), "--ignore-robots")
+    referers = {r.target: r.headers.get("referer") for r in server.requests}
+    assert referers == {"/": None, "/a.html": server.url("/")}
+
+
 def test_depth_limits_how_far_links_are_followed(server: HTTPTestServer, tmp_path: Path) -> None:
     site(server, {"/": page("/1.html"), "/1.html": page("/2.html"), "/2.html": page("/3.html")})
     status, records, _, _ = crawl(tmp_path, server.url("/"), "--depth", "1")

@@ -177,6 +177,7 @@ def crawl(
     )
     from crawlsel.crawl.scope import Scope  # fetch and get never load the crawl's modules
     from crawlsel.crawlfrontier import CrawlFrontier
+    from crawlsel.crawlqueue import LocalQueue
 
     scope = Scope(
         span_hosts=span_hosts,
@@ -196,7 +197,7 @@ def crawl(
         max_pages=max_pages,
         max_per_host=max_per_host,
         on_delay=pacing.crawl_delay,
-        state=state,
+        queue=LocalQueue(state),
     )
     report = RunReport(
         json_out=sys.stdout if json_lines else None,

@@ -16,11 +16,11 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, NamedTuple
 
 import crawlsel.crawl.links as extract
 from crawlsel.crawl.robots import RobotsRules, product_token, rules_from
 from crawlsel.crawl.scope import Scope, trap
+from crawlsel.crawlqueue import Found, FoundQueue, LocalQueue
 from crawlsel.errors import InvalidURL
 from crawlsel.frontier import Work
 from crawlsel.hashtable import HashSet64
@@ -28,23 +28,11 @@ from crawlsel.models import FetchResult, Target, request_key
 from crawlsel.sources import Record, WaitForInput, parse_url
 from crawlsel.urls import normalize
 
-if TYPE_CHECKING:
-    from crawlsel.crawlstate import CrawlState
-
 SNIFF_BYTES = 512  # WHATWG MIME sniffing looks at the first 512 bytes
 _CSS = re.compile(r"^\s*text/css\b", re.I)
 
 Origin = tuple[str, str, int]
 DelayCallback = Callable[[Origin, float], None]
-
-
-class Found(NamedTuple):
-    """A URL waiting to be fetched, with how the crawl reached it."""
-
-    target: Target
-    depth: int
-    parent: str | None
-    via: str
 
 
 class CrawlCounts:
@@ -72,7 +60,7 @@ class CrawlFrontier:
         max_pages: int | None = None,
         max_per_host: int | None = None,
         on_delay: DelayCallback | None = None,
-        state: CrawlState | None = None,
+        queue: FoundQueue | None = None,
     ) -> None:
         self._seeds: Iterator[Record] = iter(seeds)
         self._open = True
@@ -84,60 +72,48 @@ class CrawlFrontier:
         self._max_pages = max_pages
         self._max_per_host = max_per_host
         self._on_delay = on_delay
-        self._queue: deque[Found] = deque()
-        self._seen = HashSet64()
+        self._queue: FoundQueue = queue or LocalQueue()
+        self._front: deque[Found] = deque()  # released by their robots.txt: they were next
+        self._refused = HashSet64()  # left out (scope, traps): counted once each
         self._inflight: dict[int, Found] = {}
         self._next_index = 0
         self._pages = 0  # pages handed out (robots.txt files not counted)
         self._per_host: dict[str, int] = {}
         self._robots: dict[Origin, RobotsRules | list[Found]] = {}  # rules, or who waits for them
         self.counts = CrawlCounts()
-        self._state = state
-        if state is not None:
-            self._resume(state)
-
-    def _resume(self, state: CrawlState) -> None:
-        """Queue again what an earlier run of this crawl had not finished."""
-        for row in state.rows():
-            try:
-                target = parse_url(row.url)
-            except InvalidURL:
-                continue
-            self._seen.add(request_key(target))
-            if not row.done:
-                self._queue.append(Found(target, row.depth, row.parent, row.via))
 
     # --- the Frontier protocol -------------------------------------------------
 
     def take(self, room: int) -> list[Work]:
         taken: list[Work] = []
         while len(taken) < room:
-            found = self._next_seed() if self._open and self._waiting is None else None
+            if self._open and self._waiting is None:
+                record = self._next_seed()
+                if record is not None:
+                    taken.append(record)  # an invalid seed line: it ends with its record
+                    continue
+            found = self._front.popleft() if self._front else self._queue.pop()
             if found is None:
-                if not self._queue:
-                    if self._open and self._waiting is None:
-                        continue  # a seed line that gave nothing: read on
-                    break
-                found = self._queue.popleft()
-            if isinstance(found, Found):
-                self._hand_out(found, taken)
-            else:
-                taken.append(found)  # an invalid seed line: it ends with its record
+                if self._open and self._waiting is None:
+                    continue  # read on: the seeds are not done
+                break
+            self._hand_out(found, taken)
         return taken
 
     @property
     def ready(self) -> bool:
-        return bool(self._queue) or (self._open and self._waiting is None)
+        return bool(self._front) or self._queue.ready or (self._open and self._waiting is None)
 
     @property
     def wait_fd(self) -> int | None:
-        return None if self._waiting is None else self._waiting.fd
+        return self._queue.wait_fd if self._waiting is None else self._waiting.fd
 
     def input_ready(self) -> None:
         self._waiting = None
 
     def add(self, target: Target) -> bool:
-        return self._discover(target.url, 0, None, "seed", seed=True)
+        self.scope.add_seed(target)
+        return self._queue.add(Found(target, 0, None, "seed"))
 
     def finished(self, result: FetchResult) -> FetchResult:
         found = self._inflight.pop(result.index, None)
@@ -145,8 +121,7 @@ class CrawlFrontier:
             return result  # an invalid seed line
         if found.via == "robots":
             return self._robots_answered(found, result)
-        if self._state is not None:
-            self._state.done(found.target.url)
+        self._queue.done(found)
         if not result.skipped:
             self.counts.by_depth[found.depth] = self.counts.by_depth.get(found.depth, 0) + 1
         if result.final_url and result.final_url != found.target.url:
@@ -156,11 +131,10 @@ class CrawlFrontier:
 
     @property
     def exhausted(self) -> bool:
-        return not self._open and not self._queue and not self._inflight
+        return not self._open and not self._front and not self._inflight and self._queue.exhausted
 
     def flush(self) -> None:
-        if self._state is not None:
-            self._state.flush()
+        self._queue.flush()
 
     @property
     def total(self) -> int | None:
@@ -168,7 +142,8 @@ class CrawlFrontier:
 
     # --- handing out -------------------------------------------------------------
 
-    def _next_seed(self) -> Found | Work | None:
+    def _next_seed(self) -> Work | None:
+        """Read one seed line: queue it (None), or an invalid line's record to hand out."""
         try:
             record = next(self._seeds)
         except StopIteration:
@@ -181,12 +156,8 @@ class CrawlFrontier:
             index = self._next_index
             self._next_index += 1
             return record._replace(index=index)
-        self.scope.add_seed(record)  # a resumed crawl's seeds are seen, and still its scope
-        if not self._seen.add(request_key(record)):
-            return None
-        if self._state is not None:
-            self._state.queued(record.url, 0, None, "seed")
-        return Found(record, 0, None, "seed")
+        self.add(record)  # a resumed crawl's seeds are seen, and still its scope
+        return None
 
     def _hand_out(self, found: Found, taken: list[Work]) -> None:
         target = found.target
@@ -236,7 +207,7 @@ class CrawlFrontier:
     def _robots_target(self, page: Target) -> Found:
         url = f"{page.scheme}://{page.host_header}/robots.txt"
         target = parse_url(url)
-        self._seen.add(request_key(target))
+        self._queue.see(target)
         return Found(target, 0, None, "robots")
 
     def _robots_answered(self, found: Found, result: FetchResult) -> FetchResult:
@@ -245,7 +216,7 @@ class CrawlFrontier:
         waiting = self._robots.get(origin)
         self._robots[origin] = rules
         if isinstance(waiting, list):
-            self._queue.extendleft(reversed(waiting))  # they were next: they stay next
+            self._front.extend(waiting)  # they were next: they stay next
         if rules.delay and self._on_delay is not None:
             self._on_delay(origin, rules.delay)
         if result.error is not None and rules.allows("/"):
@@ -287,29 +258,24 @@ class CrawlFrontier:
             self._discover(url, depth, parent, "requisite")
         return len(page_links) + len(requisites)
 
-    def _discover(self, url: str, depth: int, parent: str | None, via: str, *, seed: bool = False) -> bool:
+    def _discover(self, url: str, depth: int, parent: str | None, via: str) -> bool:
         try:
             target = parse_url(normalize(url))
         except InvalidURL:
             return False
-        if not self._seen.add(request_key(target)):
-            return False
         if trap(target):
-            self.counts.traps += 1
+            if self._refused.add(request_key(target)):
+                self.counts.traps += 1
             return False
-        if seed:
-            self.scope.add_seed(target)
-        elif self.scope.refusal(target, depth, requisite=via == "requisite") is not None:
-            self.counts.out_of_scope += 1
+        if self.scope.refusal(target, depth, requisite=via == "requisite") is not None:
+            if self._refused.add(request_key(target)):
+                self.counts.out_of_scope += 1
             return False
-        self._queue.append(Found(target, depth, parent, via))
-        if self._state is not None:
-            self._state.queued(target.url, depth, parent, via)
-        return True
+        return self._queue.add(Found(target, depth, parent, via))
 
     def _mark_seen(self, url: str) -> None:
         try:
-            self._seen.add(request_key(parse_url(url)))
+            self._queue.see(parse_url(url))
         except InvalidURL:
             pass
 

@@ -3,7 +3,7 @@
 Every URL the crawl will fetch is a row (its depth, the page it was found on,
 how) marked done when it ends; the rows are written in one transaction per
 ``flush``, which the dispatcher asks for once per turn of the loop, and at the
-end.  After Ctrl-C, SIGTERM or ``kill -9`` the same command reads the file back:
+end (``crawlqueue.LocalQueue`` writes through it).  After Ctrl-C, SIGTERM or ``kill -9`` the same command reads the file back:
 the URLs not done are queued again and every row is in the seen set.  A page
 saved in the turn the process died is not fetched again either: a crawl with
 ``--state`` skips URLs whose file exists (and reads their links from it).

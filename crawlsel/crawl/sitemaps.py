@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Iterator
 from itertools import chain
 from typing import NamedTuple
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 from xml.parsers import expat
 
 # sitemaps.org: "no more than 50,000 URLs and must be no larger than 50MB (52,428,800
@@ -72,7 +72,13 @@ class _Stop(Exception):
 def _http_url(loc: str, base: str = "") -> str | None:
     loc = urljoin(base, loc.strip()) if base else loc.strip()
     match = _HTTP_URL.match(loc) if len(loc) <= MAX_LOC_CHARS else None
-    return loc if match and int(match[1] or 0) <= 65535 else None  # urlsplit().port raises past it
+    if not match or int(match[1] or 0) > 65535:  # urlsplit().port raises past it
+        return None
+    try:
+        urlsplit(loc)  # a "[" anywhere in the authority: "Invalid IPv6 URL"
+    except ValueError:
+        return None
+    return loc
 
 
 def _inflate(data: bytes, errors: list[str]) -> Iterator[bytes]:

@@ -10,8 +10,8 @@ The second form is what `make run` does.
 from __future__ import annotations
 
 import functools
-import json
 import http.server
+import json
 import subprocess
 import sys
 import threading

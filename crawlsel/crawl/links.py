@@ -36,8 +36,8 @@ MAX_LINKS = 100_000
 # Pages saved to disk are scanned up to this size (mapped, not read): beyond it a page
 # is a data dump, not a document, and a scan would take seconds (bench/README.md).
 MAX_FILE_BYTES = 256 * 1024 * 1024
-# Up to this size a page is parsed by lexbor, twice as fast as the regex scanner on real
-# pages; its tree costs about 13 times the page (670 MB for a 50 MB page), so larger
+# Up to this size a page is parsed by lexbor, 2.6x the regex scanner's pages/s on real
+# pages; its tree costs about 17 times the page (863 MiB for a 50 MB page), so larger
 # pages, in memory or on disk, go to the scanner, whose memory stays flat (bench/README.md).
 TREE_MAX_BYTES = 4 * 1024 * 1024
 

@@ -51,4 +51,4 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) build crawled_page .pytest_cache
+	rm -rf $(VENV) build crawled_page crawled_site .pytest_cache

@@ -178,6 +178,20 @@ def table(scenarios_run: list, results: dict, labels: tuple[str, str]) -> str:
             f"| {scenario.name} | {ma:.3f} | {mb:.3f} | {mb / ma:.3f}x | {paired:.3f}x "
             f"| {times[0]} | {times[1]} | {'; '.join(problems) or 'all exact, all exit 0'} |"
         )
+    rows += [
+        "",
+        "| scenario | revision | median pages/s | median user CPU s | median CPU s | median peak RSS MiB |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for scenario in scenarios_run:
+        for which, label in (("old", old), ("new", new)):
+            rs = results[scenario.name][which]
+            rows.append(
+                f"| {scenario.name} | {which} ({label}) "
+                f"| {statistics.median(len(scenario.urls) / r['wall'] for r in rs):,.0f} "
+                f"| {statistics.median(r['user'] for r in rs):.3f} | {statistics.median(r['cpu'] for r in rs):.3f} "
+                f"| {statistics.median(r['rss'] for r in rs):.1f} |"
+            )
     return "\n".join(rows)
 
 

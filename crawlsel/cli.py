@@ -15,22 +15,16 @@ from typing import Any
 import click
 
 from crawlsel import __version__
+from crawlsel.clirun import EXIT_CODES_HELP, run_and_summarise, usage_exit
+from crawlsel.crawlcommand import crawl
 from crawlsel.engines import ENGINES
-from crawlsel.errors import ExitStatus, InvalidURL, SourceError
+from crawlsel.errors import ExitStatus, SourceError
 from crawlsel.frontier import ListFrontier
 from crawlsel.http11 import ResponseHead
-from crawlsel.models import Config, FetchResult, InvalidLine, Target
-from crawlsel.options import build_config, common_options
+from crawlsel.models import FetchResult, Target
+from crawlsel.options import build_config, common_options, run_options
 from crawlsel.report import RunReport, printable
-from crawlsel.run import Run
-from crawlsel.sources import check_readable, parse_url, read_targets
-
-EXIT_CODES_HELP = """\b
-Exit status:
-  0    every URL was fetched with a 2xx status and saved
-  1    at least one URL failed (network error, invalid URL, HTTP status >= 300)
-  2    usage error or unreadable URL list
-  130  interrupted (Ctrl-C)"""
+from crawlsel.sources import argument_records, check_readable, read_targets
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
@@ -49,43 +43,7 @@ def main() -> None:
 
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("sources", nargs=-1, metavar="[SOURCE]...")
-@click.option(
-    "-o",
-    "--output-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("crawled_page"),
-    show_default=True,
-    help="Folder the pages are saved under.",
-)
-@click.option(
-    "-c",
-    "--concurrency",
-    type=click.IntRange(min=1),
-    default=64,
-    show_default=True,
-    help="Open connections in total.",
-)
-@click.option(
-    "--per-host",
-    type=click.IntRange(min=1),
-    default=8,
-    show_default=True,
-    help="Open connections per origin (scheme, host, port).",
-)
-@click.option(
-    "--keep-alive/--no-keep-alive",
-    default=True,
-    show_default=True,
-    help="Reuse connections for further pages of the same origin.",
-)
-@click.option(
-    "--skip-existing", is_flag=True, help="Do not fetch URLs whose file already exists (resume a run)."
-)
-@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr.")
-@click.option("--no-progress", is_flag=True, help="No live progress display (the summary is still printed).")
-@click.option(
-    "--json", "json_lines", is_flag=True, help="One JSON object per URL on stdout, in completion order."
-)
+@run_options(per_host=8)
 @click.option(
     "--engine",
     type=click.Choice(ENGINES),
@@ -126,7 +84,7 @@ def fetch(
             try:
                 check_readable(name)
             except SourceError as exc:
-                _usage_exit(str(exc))
+                usage_exit(str(exc))
     config = build_config(
         common,
         output_dir=output_dir,
@@ -139,7 +97,8 @@ def fetch(
     report = RunReport(
         json_out=sys.stdout if json_lines else None, quiet=quiet, progress=not (no_progress or trace)
     )
-    status = _run(config, read_targets(sources), report.on_result, report, trace=trace, engine=engine)
+    frontier = ListFrontier(read_targets(sources), dedupe=config.dedupe)
+    status = run_and_summarise(config, frontier, report.on_result, report, trace=trace, engine=engine)
     sys.exit(status)
 
 
@@ -238,8 +197,9 @@ def get(
             click.echo(f"crawlsel: {printable(result.url)}: {printable(result.error)}", err=True)
         output.finished(result.index)
 
-    status = _run(
-        config, _argument_targets(urls), on_result, report, open_sink=open_sink, trace=common["trace"]
+    frontier = ListFrontier(argument_records(urls), dedupe=config.dedupe)
+    status = run_and_summarise(
+        config, frontier, on_result, report, open_sink=open_sink, trace=common["trace"]
     )
     if output_file:
         stream.close()
@@ -337,59 +297,4 @@ class _WithTrailers:
         self._part.discard()
 
 
-def _argument_targets(urls: tuple[str, ...]) -> list[Target | InvalidLine]:
-    records: list[Target | InvalidLine] = []
-    for index, url in enumerate(urls):
-        try:
-            records.append(parse_url(url, index=index))
-        except InvalidURL as exc:
-            records.append(InvalidLine(url, str(exc), "command line", 0, index))
-    return records
-
-
-def _usage_exit(message: str) -> None:
-    click.echo(f"crawlsel: error: {printable(message)}", err=True)
-    sys.exit(ExitStatus.USAGE)
-
-
-def _run(
-    config: Config,
-    records: Any,
-    on_result: Any,
-    report: RunReport,
-    *,
-    open_sink: Any = None,
-    trace: bool = False,
-    engine: str = "select",
-) -> int:
-    """Run the records through a ``Run``; the outcome becomes a summary and an exit status."""
-    run = Run(
-        config,
-        ListFrontier(records, dedupe=config.dedupe),
-        on_result,
-        open_sink=open_sink,
-        engine=engine,
-        trace=trace,
-        tick=report.tick if report.live else None,
-        stop_when=lambda: report.json_closed,
-        warn=lambda message: click.echo(f"crawlsel: warning: {message}", err=True),
-    )
-    outcome = run.execute()
-    if outcome.usage_error is not None:
-        return _usage_failed(report, outcome.usage_error)
-    return _summarise(report, outcome.interrupted, outcome.connections_by_host or None)
-
-
-def _usage_failed(report: RunReport, message: str) -> int:
-    """An unusable output folder, or a URL list unreadable in the middle of the run."""
-    report.close(summary=False)
-    click.echo(f"crawlsel: error: {printable(message)}", err=True)
-    return ExitStatus.USAGE
-
-
-def _summarise(report: RunReport, interrupted: bool, connections: dict[str, int] | None = None) -> int:
-    """Print the summary; the one place a run's outcome becomes an exit status."""
-    report.close(interrupted=interrupted, connections=connections)
-    if interrupted:
-        return ExitStatus.INTERRUPTED
-    return ExitStatus.FAILED if report.failed or report.json_closed else ExitStatus.OK
+main.add_command(crawl)

@@ -2,8 +2,9 @@
 
 It sends requests (partial sends; pipelined requests leave in one send), reads
 with one ``recv_into`` per readiness event, feeds the parser and acts on its
-events after ``feed`` returns.  The socket comes from a ``connector.Connector``
-(RFC 8305 racing, the TLS handshake); until then requests queue.  A
+events after ``feed`` returns.  The socket comes from the ``connector.Connector``
+given to ``open`` (the pool makes it: RFC 8305 racing, the TLS handshake); until
+then requests queue.  A
 ``readwatch.ReadWatch`` keeps the read and low-speed timers, ``netboundary``
 words the failures, ``--trace`` is a ``tracing.ConnectionTrace`` told what happens.
 
@@ -33,19 +34,19 @@ import socket
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from crawlsel.connector import Connector
-from crawlsel.connstate import ConnectionListener, Exchange, IllegalTransition, State
+from crawlsel.connstate import CLOSED, CLOSING, CONNECTING, IDLE, RECEIVING, SENDING, IllegalTransition
 from crawlsel.errors import CrawlError
 from crawlsel.http11 import BODY, HEAD, Event, ResponseHead, ResponseParser, UnexpectedData
 from crawlsel.loop import EVENT_READ, EVENT_WRITE, EventLoop
-from crawlsel.models import Address
 from crawlsel.netboundary import WOULD_BLOCK, internal_error, receive_failed, send_failed
 from crawlsel.readwatch import ReadWatch
 
 if TYPE_CHECKING:
     import ssl
 
-    from crawlsel.tracing import ConnectionTrace, Tracer
+    from crawlsel.connector import Connector
+    from crawlsel.connstate import ConnectionListener, Exchange, State
+    from crawlsel.tracing import ConnectionTrace
 
 
 _ids = itertools.count(1)
@@ -58,6 +59,7 @@ class Connection:
         "id",
         "origin",
         "state",
+        "reusable",
         "sock",
         "fd",
         "responses",
@@ -85,32 +87,25 @@ class Connection:
         self,
         loop: EventLoop,
         origin: tuple[str, str, int],
-        addresses: list[Address],
         listener: ConnectionListener,
         recv_buffer: bytearray,
         *,
-        connect_timeout: float,
         read_timeout: float,
         speed_limit: int = 0,
         speed_time: float = 30.0,
-        tls: ssl.SSLContext | None = None,
-        trace: Tracer | None = None,
-        raw_heads: bool = False,
+        trace: ConnectionTrace | None = None,
+        parser: ResponseParser | None = None,
     ) -> None:
         self.id = next(_ids)
         self.origin = origin
-        self.state = State.CONNECTING
+        self.state = CONNECTING
+        self.reusable = True  # it may take another request: neither CLOSING nor CLOSED (_to)
         self.sock: socket.socket | ssl.SSLSocket | None = None
         self.fd = -1
         self.responses = 0  # completed exchanges: > 0 means the connection was reused
         self._loop = loop
         self._listener = listener
-        raw = None
-        if raw_heads:  # get -i only: fetch never loads it
-            from crawlsel.rawhead import RawHeads
-
-            raw = RawHeads()
-        self._parser = ResponseParser(raw)
+        self._parser = parser if parser is not None else ResponseParser()  # get -i: one with RawHeads
         self._inflight: deque[Exchange] = deque()
         self._completed: list[tuple[Exchange, ResponseHead]] = []
         self._receiving: Any = None  # the Exchange whose response is arriving
@@ -120,28 +115,10 @@ class Connection:
         self._buf = recv_buffer
         self._view = memoryview(recv_buffer)
         self._watch = ReadWatch(self, loop, read_timeout, speed_limit, speed_time)
-        self._trace: ConnectionTrace | None = None
-        if trace is not None:
-            from crawlsel.tracing import ConnectionTrace  # --trace only: not start-up time
-
-            self._trace = ConnectionTrace(trace)
-        self._tls = tls
-        self._connector: Connector | None = Connector(
-            loop,
-            addresses,
-            self,
-            timeout=connect_timeout,
-            tls=tls,
-            server_hostname=origin[1],
-            trace=self._trace,
-        )
-        # "Try again when the selector says so": TLS adds the ssl module's two.
-        if tls is None:
-            self._would_block = WOULD_BLOCK
-        else:
-            from crawlsel import tls as tls_module  # ssl is loaded already: tls is a context
-
-            self._would_block = tls_module.WOULD_BLOCK
+        self._trace = trace
+        self._connector: Connector | None = None
+        self._tls = False
+        self._would_block = WOULD_BLOCK  # "try again when the selector says so"
         self.bytes_in = 0
         self.last_activity = loop.time()
 
@@ -157,12 +134,6 @@ class Connection:
     def exchanges(self) -> tuple[Exchange, ...]:
         return tuple(self._inflight)
 
-    @property
-    def reusable(self) -> bool:
-        """It may take another request (derived from the state)."""
-        state = self.state
-        return state is not State.CLOSING and state is not State.CLOSED
-
     # --- state ---------------------------------------------------------------
 
     def _to(self, new: State) -> None:
@@ -171,11 +142,12 @@ class Connection:
         if new not in self.state.successors:  # type: ignore[attr-defined]
             raise IllegalTransition(f"{self!r}: cannot go from {self.state.name} to {new.name}")
         self.state = new
+        self.reusable = new is not CLOSING and new is not CLOSED
 
     def _end_reuse(self) -> None:
         """No request follows: the responses so far stand, then the socket closes."""
-        if self.state is not State.CLOSED:
-            self._to(State.CLOSING)
+        if self.state is not CLOSED:
+            self._to(CLOSING)
 
     def _want(self, mask: int) -> None:
         if mask != self._mask:
@@ -184,10 +156,17 @@ class Connection:
 
     # --- public API ----------------------------------------------------------
 
-    def open(self) -> None:
-        """Start connecting; failures arrive through the listener."""
-        assert self._connector is not None
-        self._connector.start()
+    def open(self, connector: Connector) -> None:
+        """Start connecting with ``connector``, made for this connection as its owner
+        (the pool makes it: addresses, RFC 8305 racing, TLS); failures arrive through
+        the listener."""
+        self._connector = connector
+        if connector.tls is not None:
+            from crawlsel import tls as tls_module  # ssl is loaded already: tls is a context
+
+            self._tls = True
+            self._would_block = tls_module.WOULD_BLOCK  # adds the ssl module's two
+        connector.start()
 
     # --- ConnectorOwner --------------------------------------------------------
 
@@ -200,7 +179,7 @@ class Connection:
             if self._inflight:
                 self._start_sending()
             else:
-                self._to(State.IDLE)
+                self._to(IDLE)
                 self._want(EVENT_READ)
         except CrawlError as exc:
             self._lose(exc)
@@ -223,7 +202,7 @@ class Connection:
             self._out = memoryview(bytes(self._out) + exchange.request)
         else:
             self._out = memoryview(exchange.request)
-        if self.state is State.CONNECTING:
+        if self.state is CONNECTING:
             return  # sent once connected
         if not self._flush_queued:
             # Sent once every socket ready in this turn has been read: requests queued
@@ -234,7 +213,7 @@ class Connection:
 
     def _flush_queued_requests(self) -> None:
         self._flush_queued = False
-        if self._out and self.state is not State.CLOSED and self.state is not State.SENDING:
+        if self._out and self.state is not CLOSED and self.state is not SENDING:
             try:
                 self._start_sending()
             except CrawlError as exc:
@@ -245,7 +224,7 @@ class Connection:
         """Send what submit() queued; the read timeout counts from now."""
         self.last_activity = self._loop.time()
         self._watch.start()
-        self._to(State.SENDING)
+        self._to(SENDING)
         self._send()
 
     def abort(self, error: CrawlError) -> None:
@@ -254,9 +233,9 @@ class Connection:
 
     def close(self) -> None:
         """Close the socket without telling the listener (the caller knows)."""
-        if self.state is State.CLOSED:
+        if self.state is CLOSED:
             return
-        self._to(State.CLOSED)  # a closed connection never goes back to a pool
+        self._to(CLOSED)  # a closed connection never goes back to a pool
         self._watch.stop()
         if self._connector is not None:
             self._connector.cancel()
@@ -278,7 +257,7 @@ class Connection:
         try:
             if mask & EVENT_WRITE and self._out:
                 self._send()
-            if mask & EVENT_READ and self.state is not State.CLOSED:
+            if mask & EVENT_READ and self.state is not CLOSED:
                 self._receive()
         except CrawlError as exc:
             self._lose(exc)
@@ -303,7 +282,7 @@ class Connection:
         if self._out:
             self._want(EVENT_READ | EVENT_WRITE)
         else:
-            self._to(State.RECEIVING)
+            self._to(RECEIVING)
             self._want(EVENT_READ)
 
     def _receive(self) -> None:
@@ -318,7 +297,7 @@ class Connection:
                 raise receive_failed(exc, response_started=self._parser.response_started) from None
             self._received(n)
             # TLS may hold decrypted bytes the selector cannot see: drain them now.
-            if self.state is State.CLOSED or self._tls is None or not sock.pending():  # type: ignore[attr-defined]
+            if self.state is CLOSED or not self._tls or not sock.pending():  # type: ignore[attr-defined]
                 return
 
     def _received(self, n: int) -> None:
@@ -335,7 +314,8 @@ class Connection:
             except CrawlError as exc:
                 error = exc
             error = self._act(parser.take_events()) or error
-            self._deliver_completed()
+            if self._completed:  # an idle connection's end completes nothing
+                self._deliver_completed()
             self._lose(error)
             return
         if self._trace is not None:
@@ -356,7 +336,7 @@ class Connection:
             error = failed  # earlier in the stream than a fault the parser found after it
         if self._completed:
             self._deliver_completed()
-        if self.state is State.CLOSING:
+        if self.state is CLOSING:
             self._lose(error)
 
     # --- acting on the parser's events, after llhttp returned ------------------
@@ -397,10 +377,10 @@ class Connection:
 
     def _deliver_completed(self) -> None:
         completed, self._completed = self._completed, []
-        if not self._inflight and self.state is not State.CLOSED and self.state is not State.CLOSING:
+        if not self._inflight and self.reusable:
             # The read timer stays armed: it finds nothing in flight when it fires
             # and lapses, so a keep-alive request costs no heap push or cancel.
-            self._to(State.IDLE)
+            self._to(IDLE)
         if self._trace is not None:
             self._trace.event("complete", len(completed), self)
         self._listener.exchanges_complete(self, completed)
@@ -408,7 +388,7 @@ class Connection:
     # --- failures -------------------------------------------------------------
 
     def _lose(self, error: CrawlError | None) -> None:
-        if self.state is State.CLOSED:
+        if self.state is CLOSED:
             return
         if self._trace is not None and error is not None:
             self._trace.event("error", error)

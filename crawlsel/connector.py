@@ -98,7 +98,7 @@ class Connector:
         "_owner",
         "_addresses",
         "_timeout",
-        "_tls",
+        "tls",
         "_server_hostname",
         "_trace",
         "_mask",
@@ -126,7 +126,7 @@ class Connector:
         self._owner = owner
         self._addresses = deque(addresses)
         self._timeout = timeout
-        self._tls = tls
+        self.tls = tls  # read by the owner: a TLS socket has its own would-block errors
         self._server_hostname = server_hostname
         self._trace = trace
         self._mask = 0  # the events the own socket is registered for; 0 if it is not
@@ -277,13 +277,13 @@ class Connector:
         self._stop_racing()
         if self._trace is not None:
             self._trace.event("connected", sock.fileno())
-        if self._tls is None:
+        if self.tls is None:
             self._hand_over()
             return
         # The TLS layer wraps the same file descriptor; the selector is told of the
         # new object so that ``key.fileobj`` stays the socket that is read.
         self._loop.unregister(sock)
-        self.sock = self._tls.wrap_socket(
+        self.sock = self.tls.wrap_socket(
             sock, server_hostname=self._server_hostname, do_handshake_on_connect=False
         )
         self._loop.register(self.sock, EVENT_WRITE, self)

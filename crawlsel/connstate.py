@@ -28,6 +28,10 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
+# The members as module constants for the event path: on Python 3.11 ``State.IDLE``
+# goes through EnumType's __getattr__ hook (0.19 us; a global costs 0.02).
+CONNECTING, SENDING, RECEIVING, IDLE, CLOSING, CLOSED = State
+
 _TRANSITIONS: dict[State, tuple[State, ...]] = {
     State.CONNECTING: (State.SENDING, State.IDLE, State.CLOSED),
     State.SENDING: (State.RECEIVING, State.CLOSING, State.CLOSED),

@@ -17,18 +17,20 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from crawlsel.connection import Connection, State
+from crawlsel.connection import Connection
+from crawlsel.connstate import CLOSED
 from crawlsel.errors import CrawlError
 from crawlsel.frontier import Frontier, ListFrontier
 from crawlsel.http11 import ResponseHead
-from crawlsel.job import Done, Job, JobContext, Redirect, Retry, Save, SinkFactory, SkipCheck
+from crawlsel.job import PAUSE_STATUSES, Done, Job, JobContext, Redirect, Retry, Save, SinkFactory, SkipCheck
 from crawlsel.loop import EventLoop, Timer
 from crawlsel.models import Config, FetchResult
 from crawlsel.netboundary import unanswered
+from crawlsel.pacing import Pacing
 from crawlsel.pool import ConnectionPool, Origin
 from crawlsel.resolver import Answer, Resolver, family_for, pinned_for
 from crawlsel.sources import Record
-from crawlsel.stages import Stage, Stages
+from crawlsel.stages import ANSWERED, DONE, QUEUED, SENT, WAITING, Stages
 from crawlsel.writer import commit_page
 
 if TYPE_CHECKING:
@@ -54,8 +56,10 @@ class Dispatcher:
         resolver: Resolver | None = None,
         skip: SkipCheck | None = None,
         trace: Tracer | None = None,
+        pacing: Pacing | None = None,
     ) -> None:
         self.config = config
+        self._pacing = pacing or Pacing()
         self._context = JobContext(config, open_sink, skip)
         self._loop = loop
         self._on_result = on_result
@@ -65,7 +69,7 @@ class Dispatcher:
             family=family_for(config.ip_version),
             pinned=pinned_for(config.pinned),
         )
-        self._pool = ConnectionPool(loop, config, self, trace)
+        self.pool = ConnectionPool(loop, config, self, trace)  # its counts are the summary's
         self._frontier: Frontier = ListFrontier(())
         self._waiting_fd: int | None = None  # the frontier's input, watched by the loop
         self._stages = Stages()
@@ -74,22 +78,6 @@ class Dispatcher:
         self._max_queued = max(1024, 8 * config.concurrency)
         self._fill_timer: Timer | None = None  # the next slice of reading, after a poll
         self._completed: list[tuple[Job, ResponseHead, int]] = []  # answered, not yet acted on
-
-    @property
-    def open_connections(self) -> int:
-        return self._pool.open
-
-    @property
-    def connections_by_host(self) -> dict[str, int]:
-        return self._pool.connections_by_host
-
-    @property
-    def peak_open(self) -> int:
-        return self._pool.peak_open
-
-    @property
-    def connections_opened(self) -> int:
-        return self._pool.connections_opened
 
     @property
     def total(self) -> int | None:
@@ -116,13 +104,14 @@ class Dispatcher:
 
     def _shutdown(self) -> None:
         self._resolver.close()
+        self._frontier.flush()
         for answered, _, _ in self._completed:
             answered.reset()  # interrupted before it was saved: no partial file survives
         self._completed.clear()
         if self._waiting_fd is not None:
             self._loop.unregister(self._waiting_fd)
             self._waiting_fd = None
-        for origin in self._pool.origins.values():
+        for origin in self.pool.origins.values():
             for conn in list(origin.conns):
                 for job in conn.exchanges:
                     if isinstance(job, Job):
@@ -132,9 +121,10 @@ class Dispatcher:
     def _fill(self) -> None:
         """Take work from the frontier while there is room for it, a slice at a time."""
         frontier = self._frontier
+        counts = self._stages.counts
         budget = FILL_SLICE
-        while not self._stopping and self._waiting_fd is None and frontier.ready:
-            room = self._max_queued - self._stages[Stage.QUEUED]
+        while frontier.ready and not self._stopping and self._waiting_fd is None:
+            room = self._max_queued - counts[QUEUED]
             if room <= 0:
                 break
             if not budget:
@@ -142,15 +132,14 @@ class Dispatcher:
                     # A zero delay timer runs after the next poll of the selector.
                     self._fill_timer = self._loop.call_later(0.0, self._next_slice)
                 break
-            taken = min(budget, room)
+            taken = room if room < budget else budget
             budget -= taken
             for record in frontier.take(taken):
                 admitted = self._context.admit(record)
                 if isinstance(admitted, Job):
                     self._enqueue(admitted)
-                else:  # an invalid line, or a page already saved
-                    frontier.finished(admitted)
-                    self._on_result(admitted)
+                else:  # an invalid line, a page already saved, a URL robots.txt disallows
+                    self._on_result(frontier.finished(admitted))
         fd = frontier.wait_fd
         if fd is not None and self._waiting_fd is None and not self._stopping:
             # A pipe with no complete line yet: wait for it in the selector.
@@ -170,9 +159,8 @@ class Dispatcher:
         self._fill()
 
     def _enqueue(self, job: Job, *, front: bool = False) -> None:
-        key = job.current.origin
-        origin = self._pool.origin(key)
-        self._stages.move(job, Stage.QUEUED)
+        origin = self.pool.origin(job.current.origin)
+        self._stages.move(job, QUEUED)
         if front:
             origin.queue.appendleft(job)
         else:
@@ -181,13 +169,17 @@ class Dispatcher:
 
     def _maybe_finish(self) -> None:
         if self._frontier.exhausted:
-            self._pool.retire_idle()
+            self.pool.retire_idle()
 
     # --- scheduling ----------------------------------------------------------
 
-    def _schedule(self, origin: Origin) -> None:
-        """Give queued jobs of one origin to connections, opening them within limits."""
+    def _schedule(self, origin: Origin, free: Connection | None = None) -> None:
+        """Give queued jobs of one origin to connections, opening them within limits.
+        ``free``, one of its connections that answered all it carried, takes the first
+        job (as the most recently used idle one would) or is parked."""
         if not origin.queue or self._stopping:
+            if free is not None:
+                self.pool.park(free)
             return
         if origin.addresses is None:
             if not origin.resolving:
@@ -199,23 +191,29 @@ class Dispatcher:
         if isinstance(origin.addresses, CrawlError):
             while queue:
                 job = queue.popleft()
-                if job.stage is Stage.QUEUED:
+                if job.stage is QUEUED:
                     self._fail(job, origin.addresses)
             return
-        pool = self._pool
+        pool = self.pool
+        pacing = self._pacing
         while queue:
-            if queue[0].stage is not Stage.QUEUED:
+            if queue[0].stage is not QUEUED:
                 queue.popleft()  # ended while queued (--timeout): left here to be dropped
                 continue
-            conn = pool.pick(origin)
+            if pacing.active and pacing.hold(origin.key, self._loop, self._schedule, origin):
+                break  # politeness: a timer comes back for the origin
+            conn = free or pool.acquire(origin)
             if conn is None:
-                if not pool.may_open(origin):
-                    return  # its connections, or a free slot, will come back for more
-                conn = pool.connect(origin)
+                return  # its connections, or a free slot, will come back for more
+            free = None
             self._start(conn, queue.popleft())
+            if pacing.active:
+                pacing.started(origin.key, time.monotonic())
+        if free is not None:
+            pool.park(free)
 
     def _start(self, conn: Connection, job: Job) -> None:
-        self._stages.move(job, Stage.SENT)
+        self._stages.move(job, SENT)
         if not job.started:
             job.started = time.monotonic()
             job.deadline = self._loop.call_later(self.config.timeout, self._expire, job)
@@ -231,7 +229,7 @@ class Dispatcher:
         self._loop.call_soon(self._fill)
 
     def _wake_starved(self) -> None:
-        while (origin := self._pool.next_starved()) is not None:
+        while (origin := self.pool.next_starved()) is not None:
             self._schedule(origin)
 
     # --- ConnectionListener --------------------------------------------------
@@ -246,12 +244,14 @@ class Dispatcher:
             self._loop.call_soon(self._respond_completed)
         for job, head in completed:
             assert isinstance(job, Job)
-            self._stages.move(job, Stage.ANSWERED)
+            if head.status in PAUSE_STATUSES:  # before the connection's next request leaves
+                self._pacing.pause(job.current.origin, self._context.origin_pause(head))
+            self._stages.move(job, ANSWERED)
             job.conn = None
             self._completed.append((job, head, conn.fd))
         # The connection gets its next request before these pages are saved and
         # reported: the server starts on it one file rename earlier.
-        pool = self._pool
+        pool = self.pool
         origin = pool.origins[conn.origin]
         if not conn.reusable:
             pass  # the connection reports its closing through connection_lost
@@ -259,12 +259,13 @@ class Dispatcher:
             pool.retire(conn)  # we asked for "Connection: close"; no need to wait for it
             self._wake_starved()
         elif conn.inflight == 0:
-            pool.park(conn)
             if origin.queue:
-                self._schedule(origin)
-            elif pool.has_starved:
-                pool.retire(conn)
-                self._wake_starved()
+                self._schedule(origin, conn)  # it takes the next job, or is parked
+            else:
+                pool.park(conn)
+                if pool.has_starved:
+                    pool.retire(conn)
+                    self._wake_starved()
         else:
             self._schedule(origin)  # top up a pipelined connection
         self._fill()
@@ -285,10 +286,11 @@ class Dispatcher:
                 self._trace(fd, f"after the events: {job.method} {job.current.target} -> {head.status}")
             self._respond(job, head)
         self._completed = []
-        self._maybe_finish()
+        self._frontier.flush()  # once per turn: an on-disk frontier commits what it learned
+        self._fill()  # a crawl's frontier grows as pages end (and calls _maybe_finish)
 
     def connection_lost(self, conn: Connection, exchanges: list, error: CrawlError | None) -> None:
-        origin = self._pool.lost(conn)
+        origin = self.pool.lost(conn)
         again: list[Job] = []
         for i, job in enumerate(exchanges):
             job.conn = None
@@ -303,7 +305,7 @@ class Dispatcher:
                 job.attempts -= 1
                 again.append(job)
         for job in reversed(again):
-            self._stages.move(job, Stage.QUEUED)
+            self._stages.move(job, QUEUED)
             origin.queue.appendleft(job)
         self._schedule(origin)
         self._wake_starved()
@@ -340,7 +342,7 @@ class Dispatcher:
                 self._fail(job, error)
 
     def _back_off(self, job: Job, delay: float) -> None:
-        self._stages.move(job, Stage.WAITING)
+        self._stages.move(job, WAITING)
         job.retry_timer = self._loop.call_later(delay, self._retry_now, job)
 
     def _retry_now(self, job: Job) -> None:
@@ -354,20 +356,20 @@ class Dispatcher:
         job.expired = True
         error = self._context.timeout_error()
         stage = job.stage
-        if stage is Stage.SENT:
+        if stage is SENT:
             conn = job.conn
-            if conn is not None and conn.state is not State.CLOSED:
+            if conn is not None and conn.state is not CLOSED:
                 conn.abort(error)  # connection_lost fails the job
             else:
                 # Held by a connection that closed without telling (a bug): end it here.
                 job.conn = None
                 self._fail(job, error)
-        elif stage is Stage.WAITING:
+        elif stage is WAITING:
             assert job.retry_timer is not None  # a WAITING job has its timer
             job.retry_timer.cancel()
             job.retry_timer = None
             self._fail(job, error)
-        elif stage is Stage.QUEUED:
+        elif stage is QUEUED:
             self._fail(job, error)  # _schedule drops it from its queue
         # ANSWERED: its response is acted on this turn; DONE: nothing left to end.
         self._fill()
@@ -378,12 +380,11 @@ class Dispatcher:
         self._deliver(job, self._context.failure(job, error, status=status))
 
     def _deliver(self, job: Job, result: FetchResult) -> None:
-        self._stages.move(job, Stage.DONE)
+        self._stages.move(job, DONE)
         if job.deadline is not None:
             job.deadline.cancel()
             job.deadline = None
-        self._frontier.finished(result)
-        self._on_result(result)
+        self._on_result(self._frontier.finished(result))
         self._maybe_finish()
 
 

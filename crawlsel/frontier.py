@@ -22,11 +22,17 @@ from crawlsel.hashtable import HashSet64
 from crawlsel.models import FetchResult, InvalidLine, Target, request_key
 from crawlsel.sources import Record, WaitForInput
 
-Work = Target | InvalidLine  # an invalid line is handed out too: it ends with a record
+# An invalid line is handed out too, and a record a frontier decided itself (a URL
+# robots.txt disallows): each ends with its record.
+Work = Target | InvalidLine | FetchResult
 
 
 @runtime_checkable
 class Frontier(Protocol):
+    """The dispatcher reads ``ready``, ``wait_fd`` and ``exhausted`` after every
+    response: a plain attribute kept up to date satisfies each of these read-only
+    properties, and costs no call."""
+
     def take(self, room: int) -> list[Work]:
         """At most ``room`` records to start now; fewer (or none) when no more are ready."""
         ...
@@ -49,12 +55,20 @@ class Frontier(Protocol):
         """Queue a URL found during the run; False if it was seen before."""
         ...
 
-    def finished(self, result: FetchResult) -> None:
-        """A URL handed out by ``take`` ended with ``result``."""
+    def finished(self, result: FetchResult) -> FetchResult:
+        """A URL handed out by ``take`` ended with ``result``; the record to report
+        (a crawl adds how the URL was found)."""
+        ...
+
+    def flush(self) -> None:
+        """Make what was learned durable: called once per turn of the loop and at the end
+        (an on-disk frontier commits; one in memory has nothing to do)."""
         ...
 
     @property
-    def exhausted(self) -> bool: ...
+    def exhausted(self) -> bool:
+        """Nothing to hand out, nothing handed out unfinished, no source still open."""
+        ...
 
     @property
     def total(self) -> int | None:
@@ -64,9 +78,27 @@ class Frontier(Protocol):
 
 class ListFrontier:
     """URL lists read as room appears (a list of a million URLs is never held),
-    URLs found later queued before the rest of the list, each request once."""
+    URLs found later queued before the rest of the list, each request once.
 
-    __slots__ = ("_source", "_open", "_waiting", "_found", "_seen", "_dedupe", "_handed", "_unfinished")
+    ``ready``, ``wait_fd``, ``exhausted`` and ``total`` are plain attributes kept
+    by the methods that change them: the dispatcher reads them after every
+    response, and a property is a Python call each time (``_settle``).
+    """
+
+    __slots__ = (
+        "_source",
+        "_open",
+        "_waiting",
+        "_found",
+        "_seen",
+        "_dedupe",
+        "_handed",
+        "_unfinished",
+        "ready",
+        "wait_fd",
+        "exhausted",
+        "total",
+    )
 
     def __init__(self, records: Iterable[Record], *, dedupe: bool = True) -> None:
         self._source: Iterator[Record] = iter(records)
@@ -77,6 +109,10 @@ class ListFrontier:
         self._dedupe = dedupe
         self._handed = 0
         self._unfinished = 0
+        self.ready = True
+        self.wait_fd: int | None = None
+        self.exhausted = False
+        self.total: int | None = None
 
     def take(self, room: int) -> list[Work]:
         """Read at most ``room`` records; the repeats among them are dropped.
@@ -89,50 +125,55 @@ class ListFrontier:
             taken.append(found.popleft())
         reads = room - len(taken)
         seen = self._seen
+        source = self._source
+        dedupe = self._dedupe
         while reads > 0 and self._open and self._waiting is None:
             reads -= 1
             try:
-                record = next(self._source)
+                record = next(source)
             except StopIteration:
                 self._open = False
                 break
             if isinstance(record, WaitForInput):
                 self._waiting = record
                 break
-            if isinstance(record, Target) and self._dedupe and not seen.add(request_key(record)):
+            if dedupe and isinstance(record, Target) and not seen.add(request_key(record)):
                 continue
             taken.append(record)
         self._handed += len(taken)
         self._unfinished += len(taken)
+        if not self._open or self._waiting is not None:
+            # (Open and not waiting, before as after: ready, no wait_fd, no total.)
+            self._settle()
         return taken
-
-    @property
-    def ready(self) -> bool:
-        return bool(self._found) or (self._open and self._waiting is None)
-
-    @property
-    def wait_fd(self) -> int | None:
-        return None if self._waiting is None else self._waiting.fd
 
     def input_ready(self) -> None:
         self._waiting = None
+        self._settle()
 
     def add(self, target: Target) -> bool:
         if self._dedupe and not self._seen.add(request_key(target)):
             return False
         self._found.append(target)
+        self._settle()
         return True
 
-    def finished(self, result: FetchResult) -> None:
+    def finished(self, result: FetchResult) -> FetchResult:
         self._unfinished -= 1
+        if not self._unfinished and not self._open:
+            self._settle()
+        return result
 
-    @property
-    def exhausted(self) -> bool:
-        return not self._open and not self._found and self._unfinished == 0
+    def flush(self) -> None:
+        pass
 
-    @property
-    def total(self) -> int | None:
-        return None if self._open or self._found else self._handed
+    def _settle(self) -> None:
+        """Derive the public attributes from the state (after each change that may move them)."""
+        found, waiting = bool(self._found), self._waiting
+        self.ready = found or (self._open and waiting is None)
+        self.wait_fd = None if waiting is None else waiting.fd
+        self.exhausted = not self._open and not found and self._unfinished == 0
+        self.total = None if self._open or found else self._handed
 
 
 def blocking_records(frontier: Frontier, slice_size: int = 256) -> Iterator[Work | WaitForInput]:

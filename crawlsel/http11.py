@@ -1,7 +1,6 @@
-"""Sans-IO HTTP/1.1: request bytes out, response events in.
+"""Sans-IO HTTP/1.1 responses: bytes in, events out (request bytes: ``request.py``).
 
-Nothing here opens a socket.  ``RequestTemplate`` renders request bytes;
-``ResponseParser`` wraps httptools (llhttp, the parser of Node.js) and adds what
+Nothing here opens a socket.  ``ResponseParser`` wraps httptools (llhttp, the parser of Node.js) and adds what
 llhttp leaves to its caller: which request each response answers (so pipelined
 responses arriving in one recv are split at the right byte), responses to HEAD,
 the end of a close-delimited body at EOF, and limits on the response head.
@@ -17,7 +16,6 @@ import httptools
 
 from crawlsel.errors import ConnectionClosed, ProtocolError
 from crawlsel.llhttp import llhttp_message, merge_content_lengths, new_parser
-from crawlsel.models import Target
 
 if TYPE_CHECKING:
     from crawlsel.rawhead import RawHeads
@@ -40,42 +38,6 @@ class UnrequestedResponse(UnexpectedData):
     answering twice.  The responses before it stand (as curl); the connection closes."""
 
 
-class RequestTemplate:
-    """Renders request bytes; the header block shared by all requests is built once."""
-
-    __slots__ = ("_common",)
-
-    def __init__(
-        self,
-        user_agent: str,
-        extra_headers: tuple[tuple[str, str], ...] = (),
-        accept_encoding: str = "identity",
-    ) -> None:
-        defaults = {
-            "user-agent": ("User-Agent", user_agent),
-            "accept": ("Accept", "*/*"),
-            "accept-encoding": ("Accept-Encoding", accept_encoding),
-        }
-        for name, value in extra_headers:
-            # As curl -H: a user header replaces the default of the same name, and
-            # "Name:" with no value removes it.
-            defaults[name.lower()] = (name, value)
-        lines = [f"{name}: {value}\r\n" for name, value in defaults.values() if value]
-        self._common = "".join(lines).encode("latin-1")
-
-    def render(self, method: str, target: Target, keep_alive: bool) -> bytes:
-        connection = b"keep-alive" if keep_alive else b"close"
-        return b"".join(
-            (
-                f"{method} {target.target} HTTP/1.1\r\nHost: {target.host_header}\r\n".encode("ascii"),
-                self._common,
-                b"Connection: ",
-                connection,
-                b"\r\n\r\n",
-            )
-        )
-
-
 @dataclass(slots=True)
 class ResponseHead:
     status: int
@@ -85,8 +47,7 @@ class ResponseHead:
     keep_alive: bool
     content_length: int | None
     chunked: bool
-    # Transfer codings to undo, in the order applied, without a final "chunked"
-    # (llhttp removes that one).
+    # Transfer codings to undo, in the order applied, without a final "chunked" (llhttp removes it).
     transfer_codings: tuple[str, ...] = ()
     # As received, interim 1xx heads first, when the parser was given a RawHeads (get -i).
     raw: bytes = b""

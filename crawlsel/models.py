@@ -43,6 +43,7 @@ class Target(NamedTuple):
     line: int = 0  # line number in its source, 0 when given on the command line
     # "index" shadows tuple.index, which nothing here calls.
     index: int = 0  # type: ignore[assignment]  # position in the run's input order
+    referer: str | None = None  # a crawl's: the page the link was found on
 
     @property
     def origin(self) -> tuple[str, str, int]:
@@ -98,6 +99,7 @@ class Config(NamedTuple):
     method: str = "GET"
     skip_existing: bool = False  # a page already under output_dir is not fetched again
     raw_heads: bool = False  # keep each head as received (get -i prints it)
+    crawl: bool = False  # records carry what link discovery needs (Content-Type, Link, Refresh)
 
 
 class FetchResult(NamedTuple):
@@ -114,13 +116,21 @@ class FetchResult(NamedTuple):
     final_url: str | None = None
     attempts: int = 1
     skipped: bool = False
+    skip_reason: str | None = None  # "exists" (--skip-existing), "robots" (crawl)
+    # Crawl mode only: how the URL was found, and what the page gave the crawl.
+    content_type: str | None = None
+    link_fields: tuple[tuple[str, str], ...] = ()  # Link, Refresh, X-Robots-Tag as received
+    via: str | None = None  # "seed", "link", "requisite", "redirect", "robots"; None in fetch
+    depth: int = 0
+    parent: str | None = None
+    links: int = 0
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
     def as_json(self) -> dict[str, object]:
-        return {
+        record: dict[str, object] = {
             "url": self.url,
             "final_url": self.final_url,
             "status": self.status,
@@ -129,6 +139,10 @@ class FetchResult(NamedTuple):
             "elapsed_ms": round(self.elapsed_ms, 3),
             "attempts": self.attempts,
             "skipped": self.skipped,
+            "skip_reason": self.skip_reason,
             "error": self.error,
             "error_kind": self.error_kind,
         }
+        if self.via is not None:
+            record.update(via=self.via, depth=self.depth, parent=self.parent, links=self.links)
+        return record

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 from typing import Any
 
 import click
@@ -205,6 +206,63 @@ def common_options(fn: Any) -> Any:
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+def run_options(*, per_host: int) -> Any:
+    """Options of the commands that save pages (``fetch``, ``crawl``): output, limits, reporting."""
+    options = [
+        click.option(
+            "-o",
+            "--output-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=Path("crawled_page"),
+            show_default=True,
+            help="Folder the pages are saved under.",
+        ),
+        click.option(
+            "-c",
+            "--concurrency",
+            type=click.IntRange(min=1),
+            default=64,
+            show_default=True,
+            help="Open connections in total.",
+        ),
+        click.option(
+            "--per-host",
+            type=click.IntRange(min=1),
+            default=per_host,
+            show_default=True,
+            help="Open connections per origin (scheme, host, port).",
+        ),
+        click.option(
+            "--keep-alive/--no-keep-alive",
+            default=True,
+            show_default=True,
+            help="Reuse connections for further pages of the same origin.",
+        ),
+        click.option(
+            "--skip-existing",
+            is_flag=True,
+            help="Do not fetch URLs whose file already exists (resume a run).",
+        ),
+        click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr."),
+        click.option(
+            "--no-progress", is_flag=True, help="No live progress display (the summary is still printed)."
+        ),
+        click.option(
+            "--json",
+            "json_lines",
+            is_flag=True,
+            help="One JSON object per URL on stdout, in completion order.",
+        ),
+    ]
+
+    def decorate(fn: Any) -> Any:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
 
 
 def build_config(common: dict[str, Any], **specific: Any) -> Config:

@@ -1,7 +1,8 @@
 """``ConnectionPool``: the select engine's connections, per origin and in total.
 
-It opens connections (one shared receive buffer, one TLS context built on the
-first https origin), keeps idle keep-alive ones in least-recently-used order,
+It opens connections and makes their parts (a ``connector.Connector`` for the
+addresses, one TLS context built on the first https origin, the ``--trace``
+observer, ``get -i``'s parser; one shared receive buffer), keeps idle keep-alive ones in least-recently-used order,
 picks one for an origin's next request (an idle one, or a pipelined one when no
 new one may open), frees a slot by closing the oldest idle connection, and
 remembers which origins wait for a slot.  It counts what the summary shows.  It
@@ -14,7 +15,9 @@ from collections import OrderedDict, deque
 from typing import TYPE_CHECKING
 
 from crawlsel.connection import Connection
+from crawlsel.connector import Connector
 from crawlsel.connstate import ConnectionListener, IllegalTransition
+from crawlsel.http11 import ResponseParser
 from crawlsel.loop import EventLoop
 from crawlsel.models import Config
 from crawlsel.resolver import Answer
@@ -69,29 +72,33 @@ class ConnectionPool:
 
     # --- choosing a connection -------------------------------------------------
 
-    def pick(self, origin: Origin) -> Connection | None:
-        """An open connection for the origin's next request, or None."""
+    def acquire(self, origin: Origin) -> Connection | None:
+        """A connection for the origin's next request: an idle one, a pipelined one
+        when no new one may open, or a new one within the limits; None when the
+        origin waits (its connections, or a free slot, come back for more)."""
         config = self.config
-        if not config.keep_alive:
-            return None
-        if origin.idle:
+        if origin.idle and config.keep_alive:
             conn = origin.idle.popitem()[0]  # the most recently used: its socket is warm
             del self._idle[conn]
             return conn
-        pipeline = config.pipeline
-        if pipeline > 1 and len(origin.conns) >= config.per_host:
-            # Every connection is busy and no new one may open: pipeline on one.
-            for conn in origin.conns:
-                if conn.reusable and conn.inflight < pipeline:
-                    return conn
+        if len(origin.conns) >= config.per_host:
+            if config.pipeline > 1 and config.keep_alive:
+                return self._pipelined(origin)
+            return None
+        return self.connect(origin) if self._may_open(origin) else None
+
+    def _pipelined(self, origin: Origin) -> Connection | None:
+        """Every connection is busy and no new one may open: pipeline on one."""
+        pipeline = self.config.pipeline
+        for conn in origin.conns:
+            if conn.reusable and conn.inflight < pipeline:
+                return conn
         return None
 
-    def may_open(self, origin: Origin) -> bool | None:
-        """True if a connection may open for the origin now (an idle one of another
-        origin is closed if that frees the slot); None when the origin is at its own
-        limit (its connections come back for more); False when it waits for a slot."""
-        if len(origin.conns) >= self.config.per_host:
-            return None
+    def _may_open(self, origin: Origin) -> bool:
+        """Whether a connection may open below the per-origin limit now (an idle one
+        of another origin is closed if that frees the slot); False, and the origin
+        waits for a slot, when not."""
         if self.open >= self.config.concurrency:
             if not self._idle or not self.retire(next(iter(self._idle))):
                 if origin not in self._starved:
@@ -114,19 +121,35 @@ class ConnectionPool:
     def connect(self, origin: Origin) -> Connection:
         assert isinstance(origin.addresses, list)
         config = self.config
+        trace = None
+        if self._trace is not None:
+            from crawlsel.tracing import ConnectionTrace  # --trace only: not start-up time
+
+            trace = ConnectionTrace(self._trace)
+        parser = None
+        if config.raw_heads:  # get -i only: fetch never loads it
+            from crawlsel.rawhead import RawHeads
+
+            parser = ResponseParser(RawHeads())
         conn = Connection(
             self._loop,
             origin.key,
-            origin.addresses,
             self._listener,
             self._buffer,
-            connect_timeout=config.connect_timeout,
             read_timeout=config.read_timeout,
             speed_limit=config.speed_limit,
             speed_time=config.speed_time,
+            trace=trace,
+            parser=parser,
+        )
+        connector = Connector(
+            self._loop,
+            origin.addresses,
+            conn,
+            timeout=config.connect_timeout,
             tls=self._tls_context() if origin.key[0] == "https" else None,
-            trace=self._trace,
-            raw_heads=config.raw_heads,
+            server_hostname=origin.key[1],
+            trace=trace,
         )
         origin.conns[conn] = None
         self.open += 1
@@ -134,7 +157,7 @@ class ConnectionPool:
         self.connections_opened += 1
         host = origin.key[1]
         self.connections_by_host[host] = self.connections_by_host.get(host, 0) + 1
-        conn.open()
+        conn.open(connector)
         return conn
 
     def _tls_context(self) -> ssl.SSLContext:

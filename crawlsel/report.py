@@ -12,9 +12,12 @@ import sys
 import time
 from array import array
 from collections.abc import Callable, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from crawlsel.models import FetchResult
+
+if TYPE_CHECKING:
+    from crawlsel.crawlfrontier import CrawlCounts
 
 MAX_FAILURES_SHOWN = 20
 MAX_HOSTS_SHOWN = 10
@@ -61,8 +64,11 @@ class RunReport:
         stderr: IO[str] | None = None,
         quiet: bool = False,
         progress: bool = True,
+        crawl: CrawlCounts | None = None,
     ) -> None:
         self.saved = 0
+        self.robots_files = 0  # robots.txt answers of a crawl: not pages
+        self._crawl = crawl
         self.skipped = 0
         self.bytes = 0
         self.failures: list[FetchResult] = []
@@ -109,6 +115,10 @@ class RunReport:
         return time.monotonic() - self.started
 
     def on_result(self, result: FetchResult) -> None:
+        if result.via == "robots" and result.error is None:
+            self.robots_files += 1
+            self._write_json(result)
+            return
         self.results += 1
         host = _host_of(result.url)
         stats = self._hosts.get(host)
@@ -130,6 +140,9 @@ class RunReport:
                 self.failures.append(result)
             if result.status is not None:
                 stats.latencies.append(result.elapsed_ms)
+        self._write_json(result)
+
+    def _write_json(self, result: FetchResult) -> None:
         if self._json is not None and not self.json_closed:
             try:
                 self._json.write(self._dumps(result.as_json(), ensure_ascii=False) + "\n")
@@ -189,6 +202,8 @@ class RunReport:
             + f"{elapsed:.2f} s, {rate:,.0f} pages/s"
         )
         lines = [head]
+        if self._crawl is not None:
+            lines.append(_crawl_line(self._crawl, self.robots_files))
         if self.results > 1:
             lines += self._host_table(connections or {})
         if self.failures:
@@ -348,3 +363,21 @@ def median_of(values: list[float]) -> float:
     import statistics  # the summary is printed once: its import is not start-up time
 
     return statistics.median(values)
+
+
+def _crawl_line(counts: CrawlCounts, robots_files: int) -> str:
+    """Pages by depth, and what the crawl left out and why."""
+    depths = ", ".join(f"{depth}: {n:,}" for depth, n in sorted(counts.by_depth.items()))
+    left_out = [
+        f"{n:,} {why}"
+        for n, why in (
+            (counts.robots, "disallowed by robots.txt"),
+            (counts.out_of_scope, "out of scope"),
+            (counts.traps, "traps"),
+            (counts.over_limit, "over --max-pages/--max-per-host"),
+        )
+        if n
+    ]
+    return f"crawl: pages by depth {depths or '-'}; {robots_files:,} robots.txt read" + (
+        f"; left out: {', '.join(left_out)}" if left_out else ""
+    )

@@ -46,6 +46,17 @@ def parse_url(text: str, *, line: int = 0, index: int = 0) -> Target:
     return Target(text, scheme, host, port, target, line, index)
 
 
+def argument_records(urls: Iterable[str]) -> list[Target | InvalidLine]:
+    """URLs given on the command line, each a target or the reason it is not one."""
+    records: list[Target | InvalidLine] = []
+    for index, url in enumerate(urls):
+        try:
+            records.append(parse_url(url, index=index))
+        except InvalidURL as exc:
+            records.append(InvalidLine(url, str(exc), "command line", 0, index))
+    return records
+
+
 def read_targets(sources: Iterable[str], stdin: BinaryIO | None = None) -> Iterator[Record]:
     """Yield one record per non-blank, non-comment line of each source, in order.
 

@@ -30,6 +30,10 @@ class Stage(IntEnum):
     DONE = 5  # its one record is given
 
 
+# The members as module constants for the event path: on Python 3.11 ``Stage.SENT``
+# goes through EnumType's __getattr__ hook (0.19 us; a global costs 0.02).
+NEW, QUEUED, SENT, ANSWERED, WAITING, DONE = Stage
+
 # Every move a URL may make, indexed by the stage it leaves.  Anything else is a
 # bug, raised where it happens instead of surfacing later as a URL without a record.
 MOVES: tuple[frozenset[Stage], ...] = (
@@ -50,20 +54,22 @@ class IllegalMove(AssertionError):
 class Stages:
     """How many jobs are at each stage, kept by the moves themselves (not by hand)."""
 
-    __slots__ = ("_counts",)
+    __slots__ = ("counts",)
 
     def __init__(self) -> None:
-        self._counts = [0] * len(Stage)
+        # Indexed by Stage; read directly on the hot path (``stages.counts[QUEUED]``
+        # costs no call), changed only by ``move``.
+        self.counts = [0] * len(Stage)
 
     def move(self, job: Job, to: Stage) -> None:
         stage = job.stage
         if to not in MOVES[stage]:
             raise IllegalMove(f"{job.current.url}: {stage.name.lower()} -> {to.name.lower()}")
-        counts = self._counts
+        counts = self.counts
         if stage:  # NEW (0) is not counted: jobs are made outside
             counts[stage] -= 1
         counts[to] += 1
         job.stage = to
 
     def __getitem__(self, stage: Stage) -> int:
-        return self._counts[stage]
+        return self.counts[stage]

@@ -1,7 +1,8 @@
 """Serve the bundled demo site on 127.0.0.1 over HTTP/1.1 with keep-alive.
 
     python demo/serve.py [PORT]          serve until Ctrl-C
-    python demo/serve.py --run [PORT]    serve, run `crawlsel fetch urls.txt`, stop
+    python demo/serve.py --run [PORT]    serve, run `crawlsel fetch urls.txt`, then
+                                         `crawlsel crawl` from the front page, stop
 
 The second form is what `make run` does.
 """
@@ -9,6 +10,7 @@ The second form is what `make run` does.
 from __future__ import annotations
 
 import functools
+import json
 import http.server
 import subprocess
 import sys
@@ -56,16 +58,28 @@ def main(argv: list[str]) -> int:
             threading.Event().wait()
         except KeyboardInterrupt:
             return 0
-    command = [sys.executable, "-m", "crawlsel", "fetch", "urls.txt"]
-    print("demo: $ crawlsel fetch urls.txt", file=sys.stderr)
-    status = subprocess.call(command)
+    status = _show("fetch", ["fetch", "urls.txt"], Path("crawled_page"))
+    crawl = ["crawl", f"http://127.0.0.1:{port}/", "-o", "crawled_site", "--json"]
+    status = _show("crawl", crawl, Path("crawled_site"), records=True) or status
     server.shutdown()
-    saved = sorted(p for p in Path("crawled_page").rglob("*") if p.is_file())
+    return status
+
+
+def _show(what: str, args: list[str], folder: Path, *, records: bool = False) -> int:
+    """Run one crawlsel command as a user would, then list what it saved."""
+    print(f"demo: $ crawlsel {' '.join(args)}", file=sys.stderr)
+    done = subprocess.run([sys.executable, "-m", "crawlsel", *args], stdout=subprocess.PIPE, text=True)
+    if records:  # what the crawl found and how: one line per JSON record
+        for line in done.stdout.splitlines():
+            record = json.loads(line)
+            how = record["skip_reason"] and f"skipped ({record['skip_reason']})" or record["status"]
+            print(f"  {record['via']:<9} depth {record['depth']}  {record['url']}  -> {how}", file=sys.stderr)
+    saved = sorted(p for p in folder.rglob("*") if p.is_file())
     if saved:
-        print("demo: saved files:", file=sys.stderr)
+        print(f"demo: {what} saved:", file=sys.stderr)
         for path in saved:
             print(f"  {path}  ({path.stat().st_size:,} bytes)", file=sys.stderr)
-    return status
+    return done.returncode
 
 
 if __name__ == "__main__":

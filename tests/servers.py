@@ -51,6 +51,7 @@ class Request:
     target: str
     headers: dict[str, str]
     raw: bytes
+    at: float = field(default_factory=time.monotonic)  # when the head arrived (politeness tests)
 
 
 class HTTPTestServer:

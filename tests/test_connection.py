@@ -9,6 +9,7 @@ import time
 from scripted import ScriptedServer, response
 
 from crawlsel.connection import Connection
+from crawlsel.connector import Connector
 from crawlsel.http11 import ResponseHead
 from crawlsel.loop import EVENT_READ, EventLoop
 
@@ -58,15 +59,8 @@ def test_a_request_queued_earlier_in_the_turn_does_not_make_an_answered_connecti
     )
     loop = EventLoop()
     listener = Listener()
-    conn = Connection(
-        loop,
-        ("http", "127.0.0.1", server.port),
-        [(socket.AF_INET, ("127.0.0.1", server.port))],
-        listener,
-        bytearray(65536),
-        connect_timeout=5,
-        read_timeout=5,
-    )
+    conn = Connection(loop, ("http", "127.0.0.1", server.port), listener, bytearray(65536), read_timeout=5)
+    connector = Connector(loop, [(socket.AF_INET, ("127.0.0.1", server.port))], conn, timeout=5)
     first, second = Exchange("/first"), Exchange("/second")
     waker_r, waker_w = socket.socketpair()
 
@@ -83,7 +77,7 @@ def test_a_request_queued_earlier_in_the_turn_does_not_make_an_answered_connecti
         time.sleep(0.15)
 
     try:
-        conn.open()
+        conn.open(connector)
         conn.submit(first)
         loop.register(waker_r, EVENT_READ, QueueSecond())
         loop.call_later(0.02, hold_the_loop)

@@ -27,7 +27,7 @@ def test_global_and_per_host_limits_hold(make_server, tmp_path: Path) -> None:
     urls = [s.add(f"/{i}", b"x", delay=0.01) for i in range(15) for s in servers]
     dispatcher, results = run(Config(concurrency=4, per_host=3), urls, tmp_path)
     assert len(results) == 45 and all(r.ok for r in results)
-    assert dispatcher.peak_open == 4
+    assert dispatcher.pool.peak_open == 4
     # Each server alone never sees more than --per-host at once (its own count, so
     # a socket the client closed but the server has not yet noticed may add one).
     assert max(s.gauge.max_open for s in servers) <= 3 + 1
@@ -54,7 +54,7 @@ def test_idle_connections_are_closed_when_the_run_ends(server, tmp_path: Path) -
     urls = [server.add(f"/{i}", b"x") for i in range(10)]
     dispatcher, results = run(Config(per_host=2), urls, tmp_path)
     assert all(r.ok for r in results)
-    assert dispatcher.connections_opened <= 2
+    assert dispatcher.pool.connections_opened <= 2
 
 
 def test_a_long_list_is_read_in_slices_so_the_first_requests_leave_before_its_end(

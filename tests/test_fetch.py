@@ -196,6 +196,7 @@ JSON_FIELDS = {
     "elapsed_ms",
     "attempts",
     "skipped",
+    "skip_reason",
     "error",
     "error_kind",
 }

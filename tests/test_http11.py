@@ -11,12 +11,12 @@ from crawlsel.http11 import (
     BODY,
     COMPLETE,
     HEAD,
-    RequestTemplate,
     ResponseHead,
     ResponseParser,
     UnexpectedData,
     UnrequestedResponse,
 )
+from crawlsel.request import RequestTemplate
 from crawlsel.sources import parse_url
 
 

@@ -28,6 +28,7 @@ SCHEMA: dict[str, tuple[type, ...]] = {
     "elapsed_ms": (int, float),
     "attempts": (int,),
     "skipped": (bool,),
+    "skip_reason": (str, type(None)),
     "error": (str, type(None)),
     "error_kind": (str, type(None)),
 }

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from crawlsel.models import Config, FetchResult, InvalidLine, Target
     from crawlsel.sources import WaitForInput
 
-    Record = Target | InvalidLine | WaitForInput  # what a frontier hands a blocking engine
+    Record = Target | InvalidLine | FetchResult | WaitForInput  # what a frontier hands a blocking engine
     ResultCallback = Callable[[FetchResult], None]
 
 ENGINES = ("blocking", "threads", "select", "coroutine")

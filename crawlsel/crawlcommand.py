@@ -1,0 +1,236 @@
+"""``crawlsel crawl``: follow links from seed pages, within a scope, obeying robots.txt.
+
+The options of ``fetch`` apply; this module adds the crawl's own (scope, depth,
+limits, robots, pacing), builds a ``CrawlFrontier`` from them and runs it
+through the same ``Run`` as ``fetch``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from crawlsel.clirun import EXIT_CODES_HELP, run_and_summarise, usage_exit
+from crawlsel.errors import SourceError
+from crawlsel.options import build_config, common_options, run_options
+from crawlsel.pacing import Pacing
+from crawlsel.report import RunReport
+from crawlsel.sources import argument_records, check_readable, read_targets
+
+if TYPE_CHECKING:
+    from crawlsel.crawlstate import CrawlState
+
+
+class DepthType(click.ParamType):
+    """A link depth: a whole number, or "inf" for no limit (as wget's -l inf)."""
+
+    name = "N|inf"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, (int, float)):
+            return value
+        text = str(value).strip().lower()
+        if text in ("inf", "infinite"):
+            return float("inf")
+        if not text.isdigit():
+            self.fail(f"{value!r} is not a whole number or 'inf'", param, ctx)
+        return int(text)
+
+
+class RegexType(click.ParamType):
+    """A Python regular expression, checked when given."""
+
+    name = "REGEX"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            re.compile(str(value))
+        except re.error as exc:
+            self.fail(f"{value!r} is not a regular expression: {exc}", param, ctx)
+        return str(value)
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@click.argument("seeds", nargs=-1, metavar="[URL]...")
+@click.option(
+    "-i",
+    "--input-file",
+    "inputs",
+    multiple=True,
+    metavar="FILE",
+    help="Read seed URLs from FILE, one per line; - is standard input (repeatable).",
+)
+@click.option(
+    "-l",
+    "--depth",
+    type=DepthType(),
+    default="5",
+    show_default=True,
+    help="Links followed from a seed ('inf': no limit).",
+)
+@click.option("--span-hosts", is_flag=True, help="Follow links to other hosts too.")
+@click.option(
+    "-D", "--domain", "domains", multiple=True, help="Also follow links to this domain and its subdomains."
+)
+@click.option("--no-parent", is_flag=True, help="Never go above the seeds' folders.")
+@click.option(
+    "--include",
+    "includes",
+    multiple=True,
+    type=RegexType(),
+    help="Follow only URLs matching REGEX (repeatable).",
+)
+@click.option("--exclude", "excludes", multiple=True, type=RegexType(), help="Skip URLs matching REGEX.")
+@click.option("--max-pages", type=click.IntRange(min=1), help="Fetch at most N pages in all.")
+@click.option("--max-per-host", type=click.IntRange(min=1), help="Fetch at most N pages per host.")
+@click.option(
+    "-p",
+    "--page-requisites",
+    is_flag=True,
+    help="Also fetch what pages need to display (images, stylesheets, scripts).",
+)
+@click.option("--ignore-robots", is_flag=True, help="Do not fetch or obey robots.txt.")
+@click.option(
+    "--delay",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="Seconds between requests to one origin (Crawl-delay, if larger, wins).",
+)
+@click.option(
+    "--random-delay", is_flag=True, help="Spread --delay over 0.5-1.5 times (as wget --random-wait)."
+)
+@click.option(
+    "--rate", type=click.FloatRange(min=0, min_open=True), help="Requests per second per origin, at most."
+)
+@click.option(
+    "--state",
+    "state_file",
+    type=click.Path(dir_okay=False),
+    help="Keep the crawl's frontier in this SQLite file; the same command resumes it.",
+)
+@run_options(per_host=4)
+@common_options
+def crawl(
+    seeds: tuple[str, ...],
+    inputs: tuple[str, ...],
+    depth: float,
+    span_hosts: bool,
+    domains: tuple[str, ...],
+    no_parent: bool,
+    includes: tuple[str, ...],
+    excludes: tuple[str, ...],
+    max_pages: int | None,
+    max_per_host: int | None,
+    page_requisites: bool,
+    ignore_robots: bool,
+    delay: float,
+    random_delay: bool,
+    rate: float | None,
+    state_file: str | None,
+    output_dir: Path,
+    concurrency: int,
+    per_host: int,
+    keep_alive: bool,
+    skip_existing: bool,
+    quiet: bool,
+    no_progress: bool,
+    json_lines: bool,
+    **common: Any,
+) -> None:
+    """Fetch the seed pages, then the pages they link to, and so on, within a scope.
+
+    Pages are saved as fetch saves them.  By default only links to the seeds'
+    hosts are followed, five links deep, and each origin's robots.txt is fetched
+    first and obeyed.
+
+    \b
+    Examples:
+      crawlsel crawl https://docs.example.org/
+      crawlsel crawl https://h/docs/ --depth inf --no-parent -o mirror
+      crawlsel crawl -i seeds.txt --domain example.org --exclude '/tag/' --max-pages 10000 --json
+    """
+    if not seeds and not inputs:
+        raise click.UsageError("give seed URLs, or -i FILE")
+    for name in inputs:
+        if name != "-":
+            try:
+                check_readable(name)
+            except SourceError as exc:
+                usage_exit(str(exc))
+    if ignore_robots and not quiet:
+        click.echo("crawlsel: warning: --ignore-robots: robots.txt is not fetched or obeyed", err=True)
+    state = _open_state(state_file, output_dir) if state_file else None
+    config = build_config(
+        common,
+        output_dir=output_dir,
+        concurrency=concurrency,
+        per_host=per_host,
+        keep_alive=keep_alive,
+        # A page saved just before a kill -9 is not in the state file: its file says it is done.
+        skip_existing=skip_existing or state is not None,
+        crawl=True,
+    )
+    from crawlsel.crawl.scope import Scope  # fetch and get never load the crawl's modules
+    from crawlsel.crawlfrontier import CrawlFrontier
+
+    scope = Scope(
+        span_hosts=span_hosts,
+        domains=domains,
+        no_parent=no_parent,
+        include=includes,
+        exclude=excludes,
+        max_depth=depth,
+    )
+    pacing = Pacing(delay=delay, rate=rate, random_delay=random_delay)
+    frontier = CrawlFrontier(
+        itertools.chain(argument_records(seeds), read_targets(inputs)),
+        scope,
+        user_agent=config.user_agent,
+        robots=not ignore_robots,
+        requisites=page_requisites,
+        max_pages=max_pages,
+        max_per_host=max_per_host,
+        on_delay=pacing.crawl_delay,
+        state=state,
+    )
+    report = RunReport(
+        json_out=sys.stdout if json_lines else None,
+        quiet=quiet,
+        progress=not (no_progress or common["trace"]),
+        crawl=frontier.counts,
+    )
+    try:
+        status = run_and_summarise(
+            config, frontier, report.on_result, report, trace=common["trace"], pacing=pacing
+        )
+    finally:
+        if state is not None:
+            _close_state(state)
+    sys.exit(status)
+
+
+def _close_state(state: CrawlState) -> None:
+    from crawlsel.crawlstate import StateError
+
+    try:
+        state.close()
+    except StateError as exc:
+        usage_exit(str(exc))
+
+
+def _open_state(path: str, output_dir: Path) -> CrawlState:
+    """The crawl's state file, and the output folder cleared of what a killed run left."""
+    from crawlsel.crawlstate import CrawlState, StateError, remove_stale_parts
+
+    try:
+        state = CrawlState(path)
+    except StateError as exc:
+        usage_exit(str(exc))
+    if output_dir.is_dir():
+        remove_stale_parts(str(output_dir))
+    return state

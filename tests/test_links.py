@@ -14,6 +14,7 @@ from urllib.parse import urljoin
 
 import pytest
 
+from crawlsel.crawl import links as links_module
 from crawlsel.crawl.links import (
     MAX_LINKS,
     PageLinks,
@@ -25,6 +26,14 @@ from crawlsel.crawl.links import (
 )
 
 URL = "http://example.com/dir/page.html"
+
+
+@pytest.fixture(autouse=True, params=["lexbor", "scanner"])
+def html_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs on both readers: lexbor (pages up to TREE_MAX_BYTES) and the scanner."""
+    if request.param == "scanner":
+        monkeypatch.setattr(links_module, "TREE_MAX_BYTES", -1)
+    return str(request.param)
 
 
 def links(html: str | bytes, url: str = URL) -> list[str]:
@@ -41,7 +50,7 @@ def requisites(html: str) -> list[str]:
     [
         ('<a href="a.html">', "http://example.com/dir/a.html"),
         ('<area shape=rect href="/map">', "http://example.com/map"),
-        ('<frame src="f.html">', "http://example.com/dir/f.html"),
+        ('<frameset><frame src="f.html"></frameset>', "http://example.com/dir/f.html"),
         ('<iframe src="//other.example/i"></iframe>', "http://other.example/i"),
         ('<link rel="next" href="p2.html">', "http://example.com/dir/p2.html"),
         ('<link rel="prev" href="p0.html">', "http://example.com/dir/p0.html"),

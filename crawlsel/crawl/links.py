@@ -1,15 +1,16 @@
 """Links and page requisites found in a fetched page, as absolute http(s) URLs.
 
-``extract_html`` scans HTML bytes with one compiled regex tokenizer that follows the
-WHATWG tokenizer where it matters for links (measured against selectolax/lexbor and
-``html.parser`` on real pages: ``bench/links.py``, ``bench/README.md``): nothing is
-taken from comments or from ``<script>``/``<style>``/``<textarea>``/``<title>``
-bodies, quoted values may hold ``>``, values may be unquoted, names are
-case-insensitive, entities in values are decoded by the attribute rules (``&amp;``
-yes, ``&region=`` no), and a tag left open at the end of the input ends the scan.
-``extract_css`` does stylesheets, ``header_links`` the Refresh, Link and X-Robots-Tag
-headers, ``looks_like_html`` decides whether a body is scanned at all, and
-``extract_file`` scans a saved page through mmap without reading it into memory.
+``extract_html`` parses a page with selectolax's lexbor backend (a C HTML5 parser) and
+applies one set of rules to the elements it finds; a page larger than
+``TREE_MAX_BYTES``, and a large page saved to disk (``extract_file``, through mmap),
+goes instead to ``htmlscan``, a regex tokenizer over bytes with flat memory. Both
+agree with html5lib on every page of the Python docs and of a hostile set
+(``bench/links.py``, ``bench/README.md``): nothing comes from comments or from
+``<script>``/``<style>``/``<textarea>``/``<title>`` bodies, values may be unquoted or
+single-quoted, names are case-insensitive, entities decode by the attribute rules
+(``&amp;`` yes, ``&region=`` no). ``extract_css`` does stylesheets, ``header_links``
+the Refresh, Link and X-Robots-Tag headers, ``looks_like_html`` decides whether a body
+is HTML at all.
 
 URLs are resolved against ``<base href>`` (else the page URL) with ``urljoin``, their
 fragments dropped, characters a URL may not hold percent-encoded (UTF-8), other
@@ -19,14 +20,15 @@ hang: work is linear in the input and capped at ``MAX_LINKS`` URLs a page.
 
 from __future__ import annotations
 
-import codecs
 import mmap
 import re
 from collections.abc import Iterable
-from html import unescape
-from html.entities import html5 as _ENTITIES
 from typing import NamedTuple
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+
+from selectolax.lexbor import LexborHTMLParser
+
+from crawlsel.crawl.htmlscan import charset, scan
 
 # wget sets no limit; 100,000 distinct URLs is far beyond real pages (the Python docs'
 # largest index has 17,242 <a> tags naming 487 distinct pages) and bounds a hostile one.
@@ -34,6 +36,10 @@ MAX_LINKS = 100_000
 # Pages saved to disk are scanned up to this size (mapped, not read): beyond it a page
 # is a data dump, not a document, and a scan would take seconds (bench/README.md).
 MAX_FILE_BYTES = 256 * 1024 * 1024
+# Up to this size a page is parsed by lexbor, 2.6x the regex scanner's pages/s on real
+# pages; its tree costs about 17 times the page (863 MiB for a 50 MB page), so larger
+# pages, in memory or on disk, go to the scanner, whose memory stays flat (bench/README.md).
+TREE_MAX_BYTES = 4 * 1024 * 1024
 
 
 class PageLinks(NamedTuple):
@@ -43,31 +49,6 @@ class PageLinks(NamedTuple):
 
 
 _WS = "\t\n\f\r "
-# One token of the WHATWG tokenizer per match. A start or end tag's attributes are
-# matched one at a time inside an atomic group (lookahead + backreference), so a
-# tag that never closes costs one linear pass, not exponential backtracking.
-_ATTR = rb"""(?=([^\t\n\f\r />][^\t\n\f\r />=]*(?:[\t\n\f\r ]*=[\t\n\f\r ]*(?:"[^"]*(?:"|\Z)|'[^']*(?:'|\Z)|[^\t\n\f\r >"'][^\t\n\f\r >]*|)?)?))"""
-_TOKEN = re.compile(
-    rb"<(?:"
-    rb"([a-zA-Z][^\t\n\f\r />]*)((?:[\t\n\f\r /]*" + _ATTR + rb"\3)*)[\t\n\f\r /]*>"  # start tag
-    rb"|/[a-zA-Z][^\t\n\f\r />]*(?:[\t\n\f\r /]*" + _ATTR + rb"\4)*[\t\n\f\r /]*>"  # end tag
-    rb"|!--(?:-?>|.*?(?:--!?>|\Z))"  # comment, <!--> and <!---> included
-    rb"|[!?/][^>]*(?:>|\Z)"  # doctype, bogus comment, </>
-    rb"|(/?[a-zA-Z])"  # a tag with no ">" before the end: the rest is inside it
-    rb")",
-    re.DOTALL,
-)
-_ATTR_ITEM = re.compile(
-    rb"""([^\t\n\f\r />][^\t\n\f\r />=]*)(?:[\t\n\f\r ]*=[\t\n\f\r ]*(?:"([^"]*)"?|'([^']*)'?|([^\t\n\f\r >]*)))?"""
-)
-# Elements whose body is text, not markup (WHATWG 13.2.5: RAWTEXT, RCDATA, script data).
-_RAW_END = {
-    name: re.compile(rb"</" + name + rb"[\t\n\f\r />]", re.IGNORECASE)
-    for name in (b"script", b"style", b"textarea", b"title", b"xmp", b"iframe", b"noembed", b"noframes")
-}
-_SCRIPT_DATA = re.compile(rb"(<!--)|(</script[\t\n\f\r />])", re.IGNORECASE)
-_SCRIPT_ESCAPED = re.compile(rb"(-->)|(</script[\t\n\f\r />])|(<script[\t\n\f\r />])", re.IGNORECASE)
-_SCRIPT_DOUBLE = re.compile(rb"(-->)|(</script[\t\n\f\r />])", re.IGNORECASE)
 _LINK_TAGS = frozenset((b"a", b"area", b"frame", b"iframe", b"link", b"meta", b"base"))
 _REQUISITE_RELS = frozenset(
     ("stylesheet", "icon", "apple-touch-icon", "apple-touch-icon-precomposed", "mask-icon")
@@ -86,8 +67,6 @@ _REQUISITE_ATTRS = {
     "track": ("src",),
 }
 _REQUISITE_TAGS = _LINK_TAGS | {name.encode() for name in _REQUISITE_ATTRS} | {b"input", b"source"}
-_STYLE_ATTR = re.compile(rb"style", re.IGNORECASE)  # any element may have style="...url()..."
-_CHARSET = re.compile(rb"""<meta[^>]+charset[\t\n\f\r ]*=[\t\n\f\r ]*["']?([-\w:.]+)""", re.IGNORECASE)
 _CSS_COMMENT = re.compile(r"/\*.*?(?:\*/|\Z)", re.DOTALL)
 _CSS_URL = re.compile(
     # A CSS string ends at a newline and an unquoted url() at "(", quotes or blanks (CSS
@@ -114,37 +93,12 @@ _PLAIN_ABSOLUTE = re.compile(
 _PLAIN_BASE = re.compile(rf"(https?://[a-z0-9.\-]+(?::[0-9]+)?)((?:/(?:{_PLAIN}|[/:])*)?)(?:\?|\Z)")
 _SRCSET_URL = re.compile(r"[\t\n\f\r ,]*([^\t\n\f\r ]+)")
 _SRCSET_DESCRIPTORS = re.compile(r"(?:[^,(]|\([^)]*\)?)*")
-_ENTITY = re.compile(r"&(#[xX][0-9a-fA-F]+;?|#[0-9]+;?|[A-Za-z][A-Za-z0-9]*;?)")
-_LEGACY = sorted((name for name in _ENTITIES if not name.endswith(";")), key=len, reverse=True)
 _URL_UNSAFE = re.compile(r"[^A-Za-z0-9\-._~:/?\[\]@!$&'()*+,;=%]")
 _SNIFF = re.compile(
     rb"[\t\n\f\r ]*<(?:!doctype html|html|head|script|iframe|h1|div|font|table|a|style|title|b|body|br|p|!--)[ >]",
     re.IGNORECASE,
 )
 _HTML_TYPES = frozenset(("text/html", "application/xhtml+xml"))
-
-
-def _entity(match: re.Match[str]) -> str:
-    """Decode one reference the way a browser does inside an attribute value (WHATWG 13.2.5.73)."""
-    ref = match.group(1)
-    if ref[0] == "#":
-        return unescape(match.group(0))  # numeric: its range and replacement rules are right
-    if ref[-1] == ";" and ref in _ENTITIES:
-        return _ENTITIES[ref]
-    following = match.string[match.end() : match.end() + 1]
-    for name in _LEGACY:  # "&amp" and "&lt" may omit ";", but "&region=1" and "&copy=2" stay text
-        if ref.startswith(name):
-            if len(ref) > len(name) or following == "=":
-                return match.group(0)
-            return _ENTITIES[name]
-    return match.group(0)
-
-
-def _text(value: bytes, encoding: str) -> str:
-    text = value.decode(encoding, "replace")
-    if "\x00" in text:
-        text = text.replace("\x00", "\ufffd")  # as the tokenizer does
-    return _ENTITY.sub(_entity, text) if "&" in text else text
 
 
 class _Page:
@@ -319,81 +273,33 @@ def _css_urls(text: str) -> list[str]:
     return [url for url in found if url.strip(_WS)]
 
 
-def _scan(body: bytes | mmap.mmap, page: _Page, requisites: bool) -> None:
-    """Feed ``page`` every start tag of ``body`` that can name a URL, and <style> bodies."""
-    found = _CHARSET.search(body[:1024])
-    encoding = "utf-8"
-    if found is not None:
-        try:
-            encoding = codecs.lookup(found.group(1).decode("ascii")).name
-        except (LookupError, UnicodeError):
-            pass
-        if encoding.startswith("utf-16"):  # WHATWG: a meta can only say utf-16 if it is wrong
-            encoding = "utf-8"
-    wanted = _REQUISITE_TAGS if requisites else _LINK_TAGS
-    search = _TOKEN.search
-    pos = 0
-    while page.count < MAX_LINKS:
-        match = search(body, pos)
-        if match is None or match.group(5) is not None:
+_LINK_SELECTOR = "a[href], area[href], frame[src], iframe[src], link[href], meta, base[href]"
+_REQUISITE_SELECTOR = _LINK_SELECTOR + (
+    ", img, script[src], object[data], embed[src], source, video, audio, body[background], track[src]"
+    ", input[src], style, [style]"
+)
+
+
+def _parse(body: bytes, page: _Page, requisites: bool) -> None:
+    """Hand ``page`` the elements of lexbor's tree that can name a URL, in document order."""
+    encoding = charset(body)
+    tree = LexborHTMLParser(body.decode(encoding, "replace"))
+    for node in tree.css(_REQUISITE_SELECTOR if requisites else _LINK_SELECTOR):
+        if page.count >= MAX_LINKS:
             break
-        pos = match.end()
-        raw_name = match.group(1)
-        if raw_name is None:
-            continue
-        name = raw_name.lower()
-        if name in wanted or (requisites and _STYLE_ATTR.search(match.group(2)) is not None):
-            attrs: dict[str, str] = {}
-            for item in _ATTR_ITEM.finditer(match.group(2)):
-                key = item.group(1).lower().decode("ascii", "replace")
-                if key not in attrs:  # WHATWG: a repeated attribute is dropped
-                    value = item.group(2)
-                    if value is None:
-                        value = item.group(3)
-                        if value is None:
-                            value = item.group(4) or b""
-                    attrs[key] = _text(value, encoding)
-            page.tag(name.decode("ascii", "replace"), attrs, requisites)
-        end = _RAW_END.get(name)
-        if end is not None:
-            if name == b"script":
-                stop = _script_end(body, pos)
-            else:
-                closing = end.search(body, pos)
-                stop = len(body) if closing is None else closing.start()
-            if requisites and name == b"style":
-                page.css(body[pos:stop].decode(encoding, "replace"))
-            pos = stop
-        elif name == b"plaintext":
-            break  # the rest of the document is text
-
-
-def _script_end(body: bytes | mmap.mmap, pos: int) -> int:
-    """Where the script whose text starts at ``pos`` ends (WHATWG 13.2.5.4-13.2.5.25): after
-    "<!--", a "<script" hides the next "</script" until "-->" (document.write of a script)."""
-    state = _SCRIPT_DATA
-    while True:
-        found = state.search(body, pos)
-        if found is None:
-            return len(body)
-        pos = found.end()
-        if found.group(1) is not None:  # "<!--" from data, "-->" from the two others
-            if state is _SCRIPT_DATA:
-                state, pos = _SCRIPT_ESCAPED, found.start() + 2  # its "--" may start "-->"
-            else:
-                state = _SCRIPT_DATA
-        elif found.group(2) is not None:  # "</script"
-            if state is not _SCRIPT_DOUBLE:
-                return found.start()
-            state, pos = _SCRIPT_ESCAPED, pos - 1  # "</script>" ends double-escaping only
-        else:  # "<script" while escaped
-            state, pos = _SCRIPT_DOUBLE, pos - 1
+        name = node.tag or ""
+        page.tag(name, {key: value or "" for key, value in node.attributes.items()}, requisites)
+        if name == "style" and requisites:
+            page.css(node.text(deep=True))
 
 
 def extract_html(body: bytes, url: str, *, requisites: bool = False) -> PageLinks:
     """Links to follow (and, if asked, requisites) of an HTML page fetched from ``url``."""
     page = _Page()
-    _scan(body, page, requisites)
+    if len(body) <= TREE_MAX_BYTES:
+        _parse(body, page, requisites)
+    else:
+        scan(body, page, _REQUISITE_TAGS if requisites else _LINK_TAGS, requisites, MAX_LINKS)
     return page.result(url)
 
 
@@ -449,12 +355,14 @@ def looks_like_html(content_type: str | None, start: bytes) -> bool:
 def extract_file(
     path: str, url: str, *, requisites: bool = False, max_bytes: int = MAX_FILE_BYTES
 ) -> PageLinks:
-    """``extract_html`` on a page saved at ``path``, mapped rather than read (its first
-    ``max_bytes`` only). Raises OSError if the file cannot be opened."""
-    page = _Page()
+    """``extract_html`` on a page saved at ``path`` (its first ``max_bytes`` only); a large
+    one is mapped and scanned rather than read. Raises OSError if it cannot be opened."""
     with open(path, "rb") as file:
         size = min(file.seek(0, 2), max_bytes)
-        if size > 0:
-            with mmap.mmap(file.fileno(), size, access=mmap.ACCESS_READ) as view:
-                _scan(view, page, requisites)
+        if size <= TREE_MAX_BYTES or size == 0:  # (an empty file cannot be mapped)
+            file.seek(0)
+            return extract_html(file.read(size), url, requisites=requisites)
+        page = _Page()
+        with mmap.mmap(file.fileno(), size, access=mmap.ACCESS_READ) as view:
+            scan(view, page, _REQUISITE_TAGS if requisites else _LINK_TAGS, requisites, MAX_LINKS)
     return page.result(url)

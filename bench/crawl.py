@@ -565,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     gen_pages = 1000 if args.quick else 5000
-    gen_root = generate_site(work / "site", gen_pages)
+    gen_root = generate_site(work / f"site-{gen_pages}", gen_pages)  # --quick keeps the full one
     roots = {"generated": gen_root} | ({"real": docs} if docs else {})
     server = Nginx(roots, work)
     scrapy, scrapy_version = (None, "skipped") if args.quick or args.no_scrapy else scrapy_python(work)

@@ -629,6 +629,7 @@ def main(argv: list[str] | None = None) -> int:
             for line in diffs:
                 print(f"  - {line}")
         print()
+    shutil.rmtree(work / "out", ignore_errors=True)  # the trees are compared; tmpfs is memory
     record = {site.name: site.results for site in sites}
     (work / "results.json").write_text(json.dumps(record, indent=1))
     if prof:

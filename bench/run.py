@@ -1,6 +1,6 @@
 """crawlsel against curl -Z, aiohttp, requests + threads and wget on the same corpus.
 
-    python bench/run.py [--quick] [--repeat N] [--only small,latency,big,scale,c10k]
+    python bench/run.py [--quick] [--repeat N] [--only small,latency,big,scale,c10k,crawl]
 
 Serves a generated corpus from nginx on 127.0.0.1 (installing nginx-light when it is
 missing and this is root on a Debian-like system; else a Python server, with a
@@ -9,7 +9,9 @@ warning that the server is then the bottleneck), and a latency server that waits
 concurrency, in interleaved repetitions; the table gives medians.  Every saved page
 is checked byte for byte (sha256) against the corpus.  Output goes to /dev/shm when
 it exists: on these machines a disk with online discard makes writes after a large
-delete erratic.
+delete erratic.  The crawl scenario (crawlsel crawl against wget -r, Scrapy and
+crawlsel fetch on two sites) is bench/crawl.py, run last with the same --quick and
+--repeat.
 """
 
 from __future__ import annotations
@@ -392,6 +394,12 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma-separated scenario names")
     parser.add_argument("--million", action="store_true", help="scale scenario with 1,000,000 URLs")
     args = parser.parse_args()
+    wanted = set(args.only.split(",")) if args.only else set()
+    crawl_args = ["--quick"] if args.quick else ["--repeat", str(args.repeat)]
+    if wanted == {"crawl"}:
+        import crawl  # bench/crawl.py: its own sites and nginx
+
+        return crawl.main(crawl_args)
     # Bytecode where the script imports crawlsel from (an editable install's link
     # folder has its own __pycache__), and for the sources and the clients.
     installed = subprocess.run(
@@ -472,8 +480,7 @@ def main() -> int:
     by_name["scale"].reference = by_name["small"]
     if quick:
         scenarios = [s for s in scenarios if s.name != "c10k"]
-    if args.only:
-        wanted = set(args.only.split(","))
+    if wanted:
         scenarios = [s for s in scenarios if s.name in wanted]
     repeat = 1 if quick else args.repeat
     try:
@@ -493,6 +500,10 @@ def main() -> int:
     )
     for scenario in scenarios:
         print(table(scenario))
+    if not wanted or "crawl" in wanted:
+        import crawl  # bench/crawl.py: its own sites and nginx
+
+        return crawl.main(crawl_args)
     return 0
 
 

@@ -26,7 +26,6 @@ lost would otherwise stay pending for ever).
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
@@ -37,8 +36,6 @@ from typing import Any, NamedTuple
 from crawlsel.redisjob import (
     GROUP,
     PROMOTE,
-    RELEASE,
-    RENEW,
     SETTLE,
     Keys,
     describe,
@@ -46,9 +43,9 @@ from crawlsel.redisjob import (
     ensure_job,
     load_redis,
     shown_url,
-    stable_hash,
     transient_errors,
 )
+from crawlsel.redislease import Leases
 
 BALANCE_SECONDS = 1.0
 START_SECONDS = 0.3
@@ -116,9 +113,7 @@ class Feeder:
         self._kick = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="crawlsel-redis", daemon=True)
-        self.partitions = 0
-        self.owned: set[int] = set()
-        self.draining: set[int] = set()
+        self.leases = Leases(client, keys, name, lease)
         self._held: dict[tuple[bytes, bytes], int] = {}  # (stream, id) -> partition
         self._held_per: dict[int, int] = {}
         self._resync = False
@@ -129,8 +124,6 @@ class Feeder:
         self._fatal_errors = (redis.RedisError,)
         self._settle_script = client.register_script(SETTLE)
         self._promote_script = client.register_script(PROMOTE)
-        self._renew_script = client.register_script(RENEW)
-        self._release_script = client.register_script(RELEASE)
 
     # --- the loop's side -----------------------------------------------------
 
@@ -182,7 +175,7 @@ class Feeder:
             stopping = self._stop.is_set()
             try:
                 if not prepared:
-                    self.partitions = ensure_job(self.client, self.keys)
+                    self.leases.partitions = ensure_job(self.client, self.keys)
                     prepared = True
                 busy = self._turn(stopping)
                 if said:
@@ -243,6 +236,8 @@ class Feeder:
             # partitions: the first would otherwise take all and hand most back.
             self._next["balance"] = now + START_SECONDS
         if self._due("balance", BALANCE_SECONDS, now):
+            if self.leases.gained:
+                self._next["claim"] = 0.0  # maybe a dead worker's partitions: look at their entries
             self._balance()
         if self._due("claim", max(0.1, self.claim_ms / 4000), now):
             busy |= self._claim()
@@ -314,7 +309,7 @@ class Feeder:
 
     def _read(self) -> bool:
         cap = self.per_partition
-        active = sorted(p for p in self.owned - self.draining if self._held_per.get(p, 0) < cap)
+        active = sorted(p for p in self.leases.active if self._held_per.get(p, 0) < cap)
         room = self.max_held - len(self._held)
         if not active or room <= 0:
             return False
@@ -341,7 +336,7 @@ class Feeder:
 
     def _recover_own(self) -> None:
         """Entries delivered to us whose reply an outage lost: read our pending list again."""
-        active = sorted(self.owned)
+        active = sorted(self.leases.owned)
         if active:
             streams = {self.keys.stream(p): p for p in active}
             got: list[Entry] = []
@@ -350,73 +345,25 @@ class Feeder:
             self._hold(got)
 
     def _heartbeat(self) -> None:
-        now_ms = int(time.time() * 1000)
         when, count = self._rate_mark
         mono = time.monotonic()
         rate = (self.settled - count) / max(1e-3, mono - when)
         self._rate_mark = (mono, self.settled)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zadd(self.keys.workers, {self._me: now_ms})
-        pipe.zremrangebyscore(self.keys.workers, "-inf", now_ms - 10 * self.lease_ms)
-        info = {"partitions": len(self.owned), "held": len(self._held), "done": self.settled, "rate": rate}
-        pipe.hset(self.keys.worker(self.name), mapping=info)
-        pipe.pexpire(self.keys.worker(self.name), 3 * self.lease_ms)
-        owned = sorted(self.owned)
-        for p in owned:
-            self._renew_script(args=[self.keys.lease(p), self._me, self.lease_ms], client=pipe)
-        replies = pipe.execute()
-        for p, kept in zip(owned, replies[4:], strict=True):
-            if not kept:  # another worker holds it now (our lease lapsed during an outage)
-                self.owned.discard(p)
-                self.draining.discard(p)
+        info = {"held": len(self._held), "done": self.settled, "rate": rate}
+        self.leases.heartbeat(info)
 
     def _balance(self) -> None:
-        now_ms = int(time.time() * 1000)
-        live = self.client.zcount(self.keys.workers, now_ms - self.lease_ms, "+inf")
-        share = math.ceil(self.partitions / max(1, live))
-        active = self.owned - self.draining
-        if len(active) < share:
-            for p in sorted(self.draining)[: share - len(active)]:
-                self.draining.discard(p)  # wanted again: keep it
-            self._acquire(share - len(self.owned - self.draining))
-        elif len(active) > share:
-            extra = set(sorted(active)[share:])
-            self.draining |= extra
-            self._hand_back(extra)
-        for p in [p for p in self.draining if not self._held_per.get(p)]:
-            self._release_script(args=[self.keys.lease(p), self._me])
-            self.draining.discard(p)
-            self.owned.discard(p)
-
-    def _hand_back(self, partitions: set[int]) -> None:
-        """Entries of partitions given up that the loop has not taken go back to their streams."""
-        with self.lock:
-            back = [e for e in self.inbox if e.partition in partitions]
-            if back:
-                self.inbox = deque(e for e in self.inbox if e.partition not in partitions)
-        self._settling += [handback_item(e) for e in back]
-
-    def _acquire(self, need: int) -> None:
-        """Take free partitions, starting at a place of our own so workers do not collide."""
-        if need <= 0:
-            return
-        start = stable_hash(self.name) % self.partitions
-        order = [(start + i) % self.partitions for i in range(self.partitions)]
-        free = [p for p in order if p not in self.owned]
-        taken: list[int] = []
-        while free and len(taken) < need:
-            batch, free = free[: need - len(taken)], free[need - len(taken) :]
-            pipe = self.client.pipeline(transaction=False)
-            for p in batch:
-                pipe.set(self.keys.lease(p), self._me, nx=True, px=self.lease_ms)
-            taken += [p for p, ok in zip(batch, pipe.execute(), strict=True) if ok]
-        if taken:
-            ensure_groups(self.client, self.keys, taken)
-            self.owned |= set(taken)
-            self._next["claim"] = 0.0  # a dead worker's partition: look at its pending entries soon
+        extra = self.leases.balance(self._held_per)
+        if extra:
+            # Entries of partitions given up that the loop has not taken go back now.
+            with self.lock:
+                back = [e for e in self.inbox if e.partition in extra]
+                if back:
+                    self.inbox = deque(e for e in self.inbox if e.partition not in extra)
+            self._settling += [handback_item(e) for e in back]
 
     def _claim(self) -> bool:
-        active = sorted(self.owned - self.draining)
+        active = sorted(self.leases.active)
         if not active:
             return False
         pipe = self.client.pipeline(transaction=False)
@@ -479,10 +426,4 @@ class Feeder:
 
     def _finish(self) -> None:
         """The worker stops: leases released and its heartbeat removed, so others take over now."""
-        pipe = self.client.pipeline(transaction=False)
-        for p in sorted(self.owned):
-            self._release_script(args=[self.keys.lease(p), self._me], client=pipe)
-        pipe.zrem(self.keys.workers, self._me)
-        pipe.delete(self.keys.worker(self.name))
-        pipe.execute()
-        self.owned.clear()
+        self.leases.release_all()

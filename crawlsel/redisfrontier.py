@@ -45,7 +45,6 @@ class RedisFrontier:
     __slots__ = (
         "_feeder",
         "_handed",
-        "_pending",
         "_seq",
         "_max_deliveries",
         "_retry_delay",
@@ -58,7 +57,6 @@ class RedisFrontier:
     def __init__(self, feeder: Feeder, *, max_deliveries: int, retry_delay: float) -> None:
         self._feeder = feeder
         self._handed: dict[int, Entry] = {}  # index -> entry, handed to the dispatcher
-        self._pending = False  # ended this turn: flush wakes the feeder
         self._seq = 0
         self._max_deliveries = max_deliveries
         self._retry_delay = retry_delay
@@ -97,13 +95,12 @@ class RedisFrontier:
             # (a refused connection) is not followed by a flush; the thread's next turn
             # settles it all the same.
             self._feeder.settle_one(self._end(entry, result))
-            self._pending = True
         return result
 
     def flush(self) -> None:
-        if self._pending:
-            self._feeder.kick()
-            self._pending = False
+        # The feeder takes the ends on its next turn (every 10 ms while it holds work):
+        # waking it at each loop turn would make a Redis call of a few entries each.
+        pass
 
     def close(self) -> None:
         """The run ended (done, Ctrl-C or an error): entries not finished go back to their streams."""

@@ -210,8 +210,10 @@ def worker(
         redis_url,
         Keys(prefix),
         name,
-        max_held=max(512, 8 * concurrency),
-        per_partition=max(32, 4 * per_host * common["pipeline"]),
+        # As far ahead as the dispatcher reads (8 x -c, at least 1,024), and twice that:
+        # every origin's queue stays fed while a batch is on its way.
+        max_held=max(2048, 16 * concurrency),
+        per_partition=max(64, 16 * per_host * common["pipeline"]),
         claim_after=claim_after,
         max_deliveries=max_deliveries,
         lease=lease,

@@ -338,3 +338,24 @@ def test_without_redis_py_the_commands_say_how_to_install_it(tmp_path: Path) -> 
         )
         assert done.returncode == 1
         assert done.stderr == "crawlsel: the Redis commands need redis-py: pip install 'crawlsel[redis]'\n"
+
+
+def test_a_stopped_worker_hands_back_what_it_held(
+    rds: RedisServer, server: HTTPTestServer, tmp_path: Path
+) -> None:
+    urls = site([server], 60, delay=0.02)
+    enqueue(rds, tmp_path, urls)
+    out = tmp_path / "out"
+    first = start_worker(rds, out, "--per-host", "1")
+    deadline = time.monotonic() + 30
+    while int(rds.client.get("crawlsel:done") or 0) < 10 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    first.send_signal(signal.SIGTERM)
+    assert wait(first)[0] == 130
+    pending = sum(rds.client.xpending(f"crawlsel:q:{p}", "w")["pending"] for p in range(64))
+    assert pending == 0  # nothing left to wait --claim-after (60 s) for
+    started = time.monotonic()
+    assert wait(start_worker(rds, out, "--per-host", "1"))[0] == 0
+    assert time.monotonic() - started < 10
+    assert len(saved_files(out)) == 60
+    assert sorted(r["url"] for r in results(rds)) == sorted(urls)

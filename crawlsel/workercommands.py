@@ -8,7 +8,6 @@ traceback; without redis-py each command says how to install it.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sys
@@ -334,12 +333,3 @@ def results(redis_url: str, prefix: str, follow: bool) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except KeyboardInterrupt:
         sys.exit(ExitStatus.INTERRUPTED)
-
-
-def records_of(client: Any, prefix: str = "crawlsel") -> dict[str, dict]:
-    """url -> latest record (for tests and the benchmark)."""
-    from crawlsel.redisjob import Keys
-
-    return {
-        url.decode(): json.loads(record) for url, record in client.hscan_iter(Keys(prefix).latest, count=1000)
-    }

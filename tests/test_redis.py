@@ -359,3 +359,9 @@ def test_a_stopped_worker_hands_back_what_it_held(
     assert time.monotonic() - started < 10
     assert len(saved_files(out)) == 60
     assert sorted(r["url"] for r in results(rds)) == sorted(urls)
+
+
+def test_fetch_start_up_does_not_import_redis() -> None:
+    probe = "import sys\nfrom crawlsel.cli import main\nprint('redis' in sys.modules, 'crawlsel.redisjob' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], env=ENV, capture_output=True, text=True)
+    assert done.stdout.split() == ["False", "False"], done.stderr

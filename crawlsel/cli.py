@@ -25,6 +25,7 @@ from crawlsel.models import FetchResult, Target
 from crawlsel.options import build_config, common_options, run_options
 from crawlsel.report import RunReport, printable
 from crawlsel.sources import argument_records, check_readable, read_targets
+from crawlsel.workercommands import enqueue, results, status, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
@@ -298,3 +299,5 @@ class _WithTrailers:
 
 
 main.add_command(crawl)
+for _command in (enqueue, worker, status, results):  # scale-out on Redis (issue 14)
+    main.add_command(_command)

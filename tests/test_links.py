@@ -326,3 +326,14 @@ def test_random_bytes_never_raise() -> None:
 def test_script_escapes(script: str, after: bool) -> None:
     expected = ["http://example.com/dir/after.html"] if after else []
     assert links(script + "<a href=after.html>") == expected
+
+
+def test_link_rels_followed_as_wget_does() -> None:
+    # wget -r follows every <link href> that is not a requisite (the Python docs'
+    # rel=search names _static/opensearch.xml); connection hints name no document.
+    page = (
+        '<link rel="search" href="os.xml"><link rel=alternate href=feed.xml>'
+        '<link rel=preconnect href="//cdn.example.com"><link rel="dns-prefetch" href="x.html">'
+        '<link rel="stylesheet" href="c.css">'
+    )
+    assert links(page) == ["http://example.com/dir/os.xml", "http://example.com/dir/feed.xml"]

@@ -38,8 +38,9 @@ MAX_LINKS = 100_000
 MAX_FILE_BYTES = 256 * 1024 * 1024
 # Up to this size a page is parsed by lexbor, 2.6x the regex scanner's pages/s on real
 # pages; its tree costs about 17 times the page (863 MiB for a 50 MB page), so larger
-# pages, in memory or on disk, go to the scanner, whose memory stays flat (bench/README.md).
-TREE_MAX_BYTES = 4 * 1024 * 1024
+# pages, in memory or on disk, go to the scanner, whose memory stays flat: the Python
+# docs' two pages over 1 MiB took a crawl's peak RSS from 40 to 62 MiB (bench/README.md).
+TREE_MAX_BYTES = 1024 * 1024
 
 
 class PageLinks(NamedTuple):
@@ -54,6 +55,8 @@ _REQUISITE_RELS = frozenset(
     ("stylesheet", "icon", "apple-touch-icon", "apple-touch-icon-precomposed", "mask-icon")
     + ("preload", "modulepreload", "manifest")
 )
+# <link> rels that name no document to crawl: connection hints, and nofollow.
+_NOT_LINK_RELS = frozenset(("dns-prefetch", "preconnect", "prefetch", "prerender", "nofollow", "pingback"))
 # Plain requisite attributes per element; srcset, style and link rel are handled apart.
 _REQUISITE_ATTRS = {
     "img": ("src",),
@@ -133,10 +136,11 @@ class _Page:
             href = attrs.get("href")
             if href is not None:
                 rels = attrs.get("rel", "").lower().split()
-                if "next" in rels or "prev" in rels or "previous" in rels:
-                    self.add(self.links, href)
-                if requisites and not _REQUISITE_RELS.isdisjoint(rels):
-                    self.add(self.requisites, href)
+                if not _REQUISITE_RELS.isdisjoint(rels):
+                    if requisites:
+                        self.add(self.requisites, href)
+                elif _NOT_LINK_RELS.isdisjoint(rels):
+                    self.add(self.links, href)  # next, prev, search, alternate...: as wget -r
         elif name == "meta":
             content = attrs.get("content", "")
             if attrs.get("http-equiv", "").strip().lower() == "refresh":
@@ -182,10 +186,13 @@ def _resolve(raws: Iterable[str], base: str) -> list[str]:
         # by concatenation they give what urljoin gives, at a tenth of its cost.
         if prefixes is not None and _PLAIN_REF.match(raw) is not None:
             url = raw if raw[0] == "h" and _PLAIN_ABSOLUTE.match(raw) else None
-            if url is None and ":" not in raw and "/." not in raw and "//" not in raw:
-                if raw[0] != "/":
-                    if raw[0] != ".":
-                        url = prefixes[0] + raw
+            if url is None and ":" not in raw and "//" not in raw:
+                if raw[0] == ".":
+                    url = _dotted(raw, prefixes)
+                elif "/." in raw:
+                    pass
+                elif raw[0] != "/":
+                    url = prefixes[0] + raw
                 elif raw[1:2] != "/":
                     url = prefixes[1] + raw
             if url is not None:
@@ -206,6 +213,27 @@ def _prefixes(base: str) -> tuple[str, str] | None:
     if "//" in path:
         return None
     return origin + path[: path.rfind("/") + 1] if path else origin + "/", origin
+
+
+def _dotted(raw: str, prefixes: tuple[str, str]) -> str | None:
+    """A plain reference that starts with "./" or "../" segments, joined by popping the base's
+    folders (RFC 3986 5.2.4: no higher than the root), or None for urljoin to do."""
+    ups = start = 0
+    while True:
+        if raw.startswith("../", start):
+            ups, start = ups + 1, start + 3
+        elif raw.startswith("./", start):
+            start += 2
+        else:
+            break
+    rest = raw[start:]
+    if rest[:1] == "." or "/." in rest:
+        return None  # "..", "./.", "a/../b": left to urljoin
+    folder, origin = prefixes
+    path = folder[len(origin) :]
+    for _ in range(ups):
+        path = path[: path.rfind("/", 0, len(path) - 1) + 1] or "/"
+    return origin + path + rest
 
 
 def _absolute(raw: str, base: str) -> str | None:
@@ -273,11 +301,10 @@ def _css_urls(text: str) -> list[str]:
     return [url for url in found if url.strip(_WS)]
 
 
-_LINK_SELECTOR = "a[href], area[href], frame[src], iframe[src], link[href], meta, base[href]"
-_REQUISITE_SELECTOR = _LINK_SELECTOR + (
-    ", img, script[src], object[data], embed[src], source, video, audio, body[background], track[src]"
-    ", input[src], style, [style]"
-)
+# Broad selectors, filtered by name in _Page.tag: lexbor matches a few attribute tests
+# several times faster than a list of element[attribute] pairs (bench/README.md).
+_LINK_SELECTOR = "[href], frame[src], iframe[src], meta"
+_REQUISITE_SELECTOR = "[href], [src], [srcset], [data], [poster], [background], [style], meta, style"
 
 
 def _parse(body: bytes, page: _Page, requisites: bool) -> None:

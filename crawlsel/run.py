@@ -193,7 +193,7 @@ def open_output(config: Config) -> PageWriter:
         raise OSError(f"cannot create output folder {folder}: {exc.strerror or exc}") from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OSError(f"cannot write to output folder {folder}: permission denied")
-    return PageWriter(folder)
+    return PageWriter(folder, index_alias=config.crawl)
 
 
 def fit_open_files(config: Config, warn: Callable[[str], None]) -> Config:

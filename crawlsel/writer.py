@@ -262,8 +262,11 @@ class PageWriter:
     writer is only told where a page goes.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, index_alias: bool = False) -> None:
         self.root = str(root)
+        # A crawl reaches "DIR/" and "DIR/index.html" both (pages link "../index.html"):
+        # as with wget -r, they are one file, not index.html and index.html.1.
+        self._index_alias = index_alias
         # case-folded relative path -> the URL that owns it, both as 64-bit
         # fingerprints, so that a run of a million URLs keeps this small.
         self._claimed = HashMap64()
@@ -329,11 +332,16 @@ class PageWriter:
         return self._claim_relative("/".join(page_path(target)), target)
 
     def _claim_relative(self, relative: str, target: Target) -> str:
-        owner = fingerprint(target.url)
-        if self._claimed.setdefault(relative.casefold(), target.url) != owner:
+        url = target.url
+        if self._index_alias:
+            path, mark, query = url.partition("?")
+            if path.endswith("/index.html"):
+                url = path[:-10] + mark + query
+        owner = fingerprint(url)
+        if self._claimed.setdefault(relative.casefold(), url) != owner:
             for n in itertools.count(1):
                 candidate = f"{relative}.{n}"
-                if self._claimed.setdefault(candidate.casefold(), target.url) == owner:
+                if self._claimed.setdefault(candidate.casefold(), url) == owner:
                     return candidate
         return relative
 

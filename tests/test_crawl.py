@@ -313,3 +313,15 @@ def test_state_resumes_a_killed_crawl_without_fetching_a_saved_page_again(
     again = [path for path, n in counts.items() if n > 1]
     # At most the page in flight at each stop (one connection) is asked for twice.
     assert len(again) <= 2, again
+
+
+def test_a_folder_and_its_index_html_are_one_file_as_with_wget(server: HTTPTestServer, tmp_path: Path) -> None:
+    # Both URLs are fetched (they may differ), but a mirror has one index.html, not
+    # index.html and index.html.1 (wget -r writes both to index.html too).
+    site(server, {"/": page("/index.html", "/d/"), "/index.html": page("/"), "/d/": page("index.html")})
+    site(server, {"/d/index.html": page("../")})
+    status, records, out, _ = crawl(tmp_path, server.url("/"), "--ignore-robots")
+    assert status == 0
+    assert len(records) == 4
+    host = next(out.iterdir()).name
+    assert saved_files(out) == {f"{host}/index.html", f"{host}/d/index.html"}

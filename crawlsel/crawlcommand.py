@@ -210,6 +210,7 @@ def crawl(
             config, frontier, report.on_result, report, trace=common["trace"], pacing=pacing
         )
     finally:
+        frontier.close()
         if state is not None:
             _close_state(state)
     sys.exit(status)

@@ -2,7 +2,8 @@
 
 Seeds are read lazily, as ``fetch`` reads its list, and handed out first
 (breadth first: depth 0 before depth 1).  Each page that ends is scanned for
-links (``crawl.links``); the new ones that pass ``crawl.scope`` and are not
+links (``crawl.scanner``: in a helper process when a core is free, so fetching goes
+on meanwhile; its record is reported once its links are known); the new ones that pass ``crawl.scope`` and are not
 traps are queued once per normalised URL.  Before the first request to an
 origin its robots.txt is handed out, and the origin's URLs wait for the answer
 (``crawl.robots``); a disallowed URL becomes a skipped record, never a request.
@@ -13,12 +14,11 @@ many links it gave.  Nothing here touches a socket.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
-import crawlsel.crawl.links as extract
 from crawlsel.crawl.robots import RobotsRules, product_token, rules_from
+from crawlsel.crawl.scanner import PageScan, Scanner, ScanRequest
 from crawlsel.crawl.scope import Scope, trap
 from crawlsel.crawlqueue import Found, FoundQueue, LocalQueue
 from crawlsel.errors import InvalidURL
@@ -27,9 +27,6 @@ from crawlsel.hashtable import HashSet64
 from crawlsel.models import FetchResult, Target, request_key
 from crawlsel.sources import Record, WaitForInput, parse_url
 from crawlsel.urls import normalize
-
-SNIFF_BYTES = 512  # WHATWG MIME sniffing looks at the first 512 bytes
-_CSS = re.compile(r"^\s*text/css\b", re.I)
 
 Origin = tuple[str, str, int]
 DelayCallback = Callable[[Origin, float], None]
@@ -61,6 +58,7 @@ class CrawlFrontier:
         max_per_host: int | None = None,
         on_delay: DelayCallback | None = None,
         queue: FoundQueue | None = None,
+        scan_helper: bool | None = None,
     ) -> None:
         self._seeds: Iterator[Record] = iter(seeds)
         self._open = True
@@ -75,6 +73,10 @@ class CrawlFrontier:
         self._queue: FoundQueue = queue or LocalQueue()
         self._front: deque[Found] = deque()  # released by their robots.txt: they were next
         self._refused = HashSet64()  # left out (scope, traps): counted once each
+        self._known = HashSet64()  # link strings decided before: most links are seen ones
+        self._scanner = Scanner(requisites, helper=scan_helper)
+        self._scanning: dict[int, tuple[Found, FetchResult]] = {}  # saved, links not known yet
+        self._records: list[FetchResult] = []  # scanned: reported through take()
         self._inflight: dict[int, Found] = {}
         self._next_index = 0
         self._pages = 0  # pages handed out (robots.txt files not counted)
@@ -85,7 +87,9 @@ class CrawlFrontier:
     # --- the Frontier protocol -------------------------------------------------
 
     def take(self, room: int) -> list[Work]:
-        taken: list[Work] = []
+        taken: list[Work] = list(self._records)
+        room += len(taken)
+        self._records.clear()
         while len(taken) < room:
             if self._open and self._waiting is None:
                 record = self._next_seed()
@@ -102,39 +106,69 @@ class CrawlFrontier:
 
     @property
     def ready(self) -> bool:
-        return bool(self._front) or self._queue.ready or (self._open and self._waiting is None)
+        return (
+            bool(self._records)
+            or bool(self._front)
+            or self._queue.ready
+            or (self._open and self._waiting is None)
+        )
 
     @property
     def wait_fd(self) -> int | None:
+        if self._scanning and not self._records and not self._front and not self._queue.ready:
+            return self._scanner.fd  # (None when scanning in the loop: nothing to wait for)
         return self._queue.wait_fd if self._waiting is None else self._waiting.fd
 
     def input_ready(self) -> None:
-        self._waiting = None
+        self._waiting = None  # (a seed pipe with no line yet says so again)
+        self._collect()
 
     def add(self, target: Target) -> bool:
         self.scope.add_seed(target)
         return self._queue.add(Found(target, 0, None, "seed"))
 
-    def finished(self, result: FetchResult) -> FetchResult:
+    def finished(self, result: FetchResult) -> FetchResult | None:
         found = self._inflight.pop(result.index, None)
         if found is None:
-            return result  # an invalid seed line
+            return result  # an invalid seed line, or a scanned page's record coming back
         if found.via == "robots":
             return self._robots_answered(found, result)
-        self._queue.done(found)
         if not result.skipped:
             self.counts.by_depth[found.depth] = self.counts.by_depth.get(found.depth, 0) + 1
         if result.final_url and result.final_url != found.target.url:
             self._mark_seen(result.final_url)  # a redirect's target is fetched once too
-        n = self._scan(found, result) if result.path is not None else 0
-        return result._replace(via=found.via, depth=found.depth, parent=found.parent, links=n)
+        if result.path is None:
+            return self._scanned(found, result, None)
+        self._scanning[result.index] = (found, result)
+        base = result.final_url or found.target.url
+        self._scanner.submit(
+            ScanRequest(result.index, result.path, base, result.content_type, result.link_fields)
+        )
+        if self._scanner.fd is None:  # scanned at once, in this process
+            self._collect()
+            for i, record in enumerate(self._records):
+                if record.index == result.index:
+                    return self._records.pop(i)
+        return None  # reported through take() once its links are known
 
     @property
     def exhausted(self) -> bool:
-        return not self._open and not self._front and not self._inflight and self._queue.exhausted
+        return (
+            not self._open
+            and not self._front
+            and not self._inflight
+            and not self._scanning
+            and not self._records
+            and self._queue.exhausted
+        )
 
     def flush(self) -> None:
+        self._collect()
         self._queue.flush()
+
+    def close(self) -> None:
+        """Stop the scanning process (pages it had not scanned are scanned again on resume)."""
+        self._scanner.close()
 
     @property
     def total(self) -> int | None:
@@ -226,51 +260,47 @@ class CrawlFrontier:
 
     # --- discovery -----------------------------------------------------------------
 
-    def _scan(self, found: Found, result: FetchResult) -> int:
-        """Queue the links of a saved page; how many it had."""
-        assert result.path is not None
-        base = result.final_url or found.target.url
-        page_links: list[str] = []
-        requisites: list[str] = []
-        follow = True
-        if result.link_fields:
-            page_links, follow = extract.header_links(result.link_fields, base)
-        content_type = result.content_type
-        if _CSS.match(content_type or "") or (content_type is None and result.path.endswith(".css")):
-            if self._requisites:
-                requisites = extract.extract_css(_read(result.path), base)
-        elif extract.looks_like_html(
-            content_type, _read(result.path, SNIFF_BYTES) if not content_type else b""
-        ):
-            page = extract.extract_file(result.path, base, requisites=self._requisites)
-            follow = follow and page.follow
-            page_links += page.links
-            requisites = page.requisites
-        else:
-            return 0
-        if not follow:
-            page_links = []
-        depth = found.depth + 1
-        parent = found.target.url
-        for url in page_links:
-            self._discover(url, depth, parent, "link")
-        for url in requisites:
-            self._discover(url, depth, parent, "requisite")
-        return len(page_links) + len(requisites)
+    def _collect(self) -> None:
+        for key, scan in self._scanner.collect():
+            found, result = self._scanning.pop(key)
+            self._records.append(self._scanned(found, result, scan))
+
+    def _scanned(self, found: Found, result: FetchResult, scan: PageScan | None) -> FetchResult:
+        """Queue a page's links, then count it done (a resumed crawl rescans a page whose
+        links were not all queued); its record, with how many links it had."""
+        n = 0
+        if scan is not None:
+            depth = found.depth + 1
+            parent = found.target.url
+            for url in scan.links:
+                self._discover(url, depth, parent, "link")
+            for url in scan.requisites:
+                self._discover(url, depth, parent, "requisite")
+            n = len(scan.links) + len(scan.requisites)
+        self._queue.done(found)
+        return result._replace(via=found.via, depth=found.depth, parent=found.parent, links=n)
 
     def _discover(self, url: str, depth: int, parent: str | None, via: str) -> bool:
+        if url in self._known:
+            return False  # queued or left out before, for a reason its depth does not change
         try:
             target = parse_url(normalize(url))
         except InvalidURL:
+            self._known.add(url)
             return False
         if trap(target):
             if self._refused.add(request_key(target)):
                 self.counts.traps += 1
+            self._known.add(url)
             return False
-        if self.scope.refusal(target, depth, requisite=via == "requisite") is not None:
+        refusal = self.scope.refusal(target, depth, requisite=via == "requisite")
+        if refusal is not None:
             if self._refused.add(request_key(target)):
                 self.counts.out_of_scope += 1
+            if refusal != "depth" and not self._open:  # (a seed still to come may widen the scope)
+                self._known.add(url)
             return False
+        self._known.add(url)
         return self._queue.add(Found(target, depth, parent, via))
 
     def _mark_seen(self, url: str) -> None:
@@ -286,11 +316,3 @@ def _referer(parent: str | None, target: Target) -> str | None:
     if parent is None or (target.scheme == "http" and parent.startswith("https:")):
         return None
     return parent
-
-
-def _read(path: str, limit: int = -1) -> bytes:
-    try:
-        with open(path, "rb") as file:
-            return file.read(limit)
-    except OSError:
-        return b""

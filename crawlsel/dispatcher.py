@@ -23,7 +23,7 @@ from crawlsel.errors import CrawlError
 from crawlsel.frontier import Frontier, ListFrontier
 from crawlsel.http11 import ResponseHead
 from crawlsel.job import PAUSE_STATUSES, Done, Job, JobContext, Redirect, Retry, Save, SinkFactory, SkipCheck
-from crawlsel.loop import EventLoop, Timer
+from crawlsel.loop import EventLoop, OnReadable, Timer
 from crawlsel.models import Config, FetchResult
 from crawlsel.netboundary import unanswered
 from crawlsel.pacing import Pacing
@@ -139,12 +139,12 @@ class Dispatcher:
                 if isinstance(admitted, Job):
                     self._enqueue(admitted)
                 else:  # an invalid line, a page already saved, a URL robots.txt disallows
-                    self._on_result(frontier.finished(admitted))
+                    self._report(frontier.finished(admitted))
         fd = frontier.wait_fd
         if fd is not None and self._waiting_fd is None and not self._stopping:
-            # A pipe with no complete line yet: wait for it in the selector.
+            # A pipe with no complete line yet, scans not back: wait in the selector.
             self._waiting_fd = fd
-            self._loop.register(fd, 1, _InputWaiter(self))
+            self._loop.register(fd, 1, OnReadable(self.input_ready))
         self._maybe_finish()
 
     def _next_slice(self) -> None:
@@ -157,6 +157,10 @@ class Dispatcher:
         self._waiting_fd = None
         self._frontier.input_ready()
         self._fill()
+
+    def _report(self, record: FetchResult | None) -> None:
+        if record is not None:  # None: the frontier reports it later, through take()
+            self._on_result(record)
 
     def _enqueue(self, job: Job, *, front: bool = False) -> None:
         origin = self.pool.origin(job.current.origin)
@@ -287,7 +291,10 @@ class Dispatcher:
             self._respond(job, head)
         self._completed = []
         self._frontier.flush()  # once per turn: an on-disk frontier commits what it learned
-        self._fill()  # a crawl's frontier grows as pages end (and calls _maybe_finish)
+        if self._waiting_fd is not None and self._frontier.ready:
+            self.input_ready()  # what it waited for came in the flush (and this fills)
+        else:
+            self._fill()  # a crawl's frontier grows as pages end (and calls _maybe_finish)
 
     def connection_lost(self, conn: Connection, exchanges: list, error: CrawlError | None) -> None:
         origin = self.pool.lost(conn)
@@ -384,17 +391,5 @@ class Dispatcher:
         if job.deadline is not None:
             job.deadline.cancel()
             job.deadline = None
-        self._on_result(self._frontier.finished(result))
+        self._report(self._frontier.finished(result))
         self._maybe_finish()
-
-
-class _InputWaiter:
-    """Selector handler for a URL pipe with no complete line yet."""
-
-    __slots__ = ("_dispatcher",)
-
-    def __init__(self, dispatcher: Dispatcher) -> None:
-        self._dispatcher = dispatcher
-
-    def on_ready(self, mask: int) -> None:
-        self._dispatcher.input_ready()

@@ -55,9 +55,10 @@ class Frontier(Protocol):
         """Queue a URL found during the run; False if it was seen before."""
         ...
 
-    def finished(self, result: FetchResult) -> FetchResult:
-        """A URL handed out by ``take`` ended with ``result``; the record to report
-        (a crawl adds how the URL was found)."""
+    def finished(self, result: FetchResult) -> FetchResult | None:
+        """A URL handed out by ``take`` ended with ``result``; the record to report (a crawl
+        adds how the URL was found), or None if the frontier hands it out later through
+        ``take`` (a crawl reports a page once its links are known)."""
         ...
 
     def flush(self) -> None:

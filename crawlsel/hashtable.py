@@ -47,6 +47,10 @@ class HashSet64:
                 return i
             i = (i + 1) & mask
 
+    def __contains__(self, value: object) -> bool:
+        k = fingerprint(value)
+        return self._keys[self._find(k)] == k
+
     def add(self, value: object) -> bool:
         k = fingerprint(value)
         i = self._find(k)

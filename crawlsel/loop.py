@@ -56,6 +56,19 @@ def _nothing(*args: Any) -> None:
     pass
 
 
+class OnReadable:
+    """A handler that calls ``callback()`` when its descriptor is readable (a URL pipe with
+    no complete line yet, a helper process's results)."""
+
+    __slots__ = ("callback",)
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self.callback = callback
+
+    def on_ready(self, mask: int) -> None:
+        self.callback()
+
+
 class _Waker:
     """The read end of the wake-up socket pair: drains the bytes other threads wrote."""
 

@@ -135,7 +135,9 @@ class CrawlFrontier:
             return self._robots_answered(found, result)
         if not result.skipped:
             self.counts.by_depth[found.depth] = self.counts.by_depth.get(found.depth, 0) + 1
-        if result.final_url and result.final_url != found.target.url:
+        if result.location is not None:  # a redirect: its target is a URL of the crawl
+            self._discover(result.location, found.depth, found.target.url, "redirect")
+        elif result.final_url and result.final_url != found.target.url:
             self._mark_seen(result.final_url)  # a redirect's target is fetched once too
         if result.path is None:
             return self._scanned(found, result, None)

@@ -241,6 +241,8 @@ class JobContext:
             return SAVE
         if head.status in REDIRECT_STATUSES:
             try:
+                if self.config.crawl and job.current.target != "/robots.txt":
+                    return Done(self.handed_back(job, head))
                 return Redirect(self.follow(job, head))
             except RedirectError as exc:
                 return Done(self.failure(job, exc, status=head.status))
@@ -279,8 +281,35 @@ class JobContext:
                 return Retry(delay)
         return Done(self.failure(job, error))
 
+    def handed_back(self, job: Job, head: ResponseHead) -> FetchResult:
+        """A crawl's redirect ends its URL: the target goes back to the frontier, where
+        scope, robots.txt and "each URL once" apply to it (RFC 9309's robots.txt hops
+        are followed here instead)."""
+        target = self._redirect_target(job, head)
+        job.reset()
+        return self.result(job, head.status, None, None)._replace(location=target.url)
+
     def follow(self, job: Job, head: ResponseHead) -> Target:
         """The redirect's target, with the job moved to it; RedirectError if refused."""
+        target = self._redirect_target(job, head)
+        visited = [job.target, *job.redirects]
+        keys = [request_key(t) for t in visited]
+        if request_key(target) in keys:
+            chain = " -> ".join(t.url for t in [*visited[keys.index(request_key(target)) :], target])
+            raise RedirectError(f"redirect loop: {chain}")
+        limit = min(self.config.max_redirects, 5) if self.config.crawl else self.config.max_redirects
+        if len(job.redirects) >= limit:  # (a crawl follows only robots.txt's: RFC 9309 says 5)
+            raise RedirectError(f"too many redirects (more than {limit})")
+        job.redirects.append(target)
+        job.current = target
+        job.request = self.render(job.target, target)
+        job.resends = 0
+        job.attempts = 0  # each hop has its own retries; --timeout bounds the whole URL
+        job.reset()
+        return target
+
+    def _redirect_target(self, job: Job, head: ResponseHead) -> Target:
+        """Where a redirect points, as a canonical target; RedirectError if it cannot be fetched."""
         to = location(head) or ""
         url = urljoin(job.current.url, to).split("#", 1)[0]
         scheme = url.split(":", 1)[0].lower()
@@ -291,19 +320,6 @@ class JobContext:
             target = parse_url(normalize(url), line=job.target.line, index=job.target.index)
         except InvalidURL as exc:
             raise RedirectError(f"redirect to an invalid URL ({exc}): {to}") from None
-        visited = [job.target, *job.redirects]
-        keys = [request_key(t) for t in visited]
-        if request_key(target) in keys:
-            chain = " -> ".join(t.url for t in [*visited[keys.index(request_key(target)) :], target])
-            raise RedirectError(f"redirect loop: {chain}")
-        if len(job.redirects) >= self.config.max_redirects:
-            raise RedirectError(f"too many redirects (more than {self.config.max_redirects})")
-        job.redirects.append(target)
-        job.current = target
-        job.request = self.render(job.target, target)
-        job.resends = 0
-        job.attempts = 0  # each hop has its own retries; --timeout bounds the whole URL
-        job.reset()
         return target
 
     def retry_delay(self, job: Job, head: ResponseHead | None) -> float | None:

@@ -124,6 +124,7 @@ class FetchResult(NamedTuple):
     depth: int = 0
     parent: str | None = None
     links: int = 0
+    location: str | None = None  # a crawl's redirect: the target, handed back to the frontier
 
     @property
     def ok(self) -> bool:
@@ -144,5 +145,7 @@ class FetchResult(NamedTuple):
             "error_kind": self.error_kind,
         }
         if self.via is not None:
-            record.update(via=self.via, depth=self.depth, parent=self.parent, links=self.links)
+            record.update(
+                via=self.via, depth=self.depth, parent=self.parent, links=self.links, location=self.location
+            )
         return record

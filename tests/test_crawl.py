@@ -315,7 +315,9 @@ def test_state_resumes_a_killed_crawl_without_fetching_a_saved_page_again(
     assert len(again) <= 2, again
 
 
-def test_a_folder_and_its_index_html_are_one_file_as_with_wget(server: HTTPTestServer, tmp_path: Path) -> None:
+def test_a_folder_and_its_index_html_are_one_file_as_with_wget(
+    server: HTTPTestServer, tmp_path: Path
+) -> None:
     # Both URLs are fetched (they may differ), but a mirror has one index.html, not
     # index.html and index.html.1 (wget -r writes both to index.html too).
     site(server, {"/": page("/index.html", "/d/"), "/index.html": page("/"), "/d/": page("index.html")})
@@ -325,3 +327,57 @@ def test_a_folder_and_its_index_html_are_one_file_as_with_wget(server: HTTPTestS
     assert len(records) == 4
     host = next(out.iterdir()).name
     assert saved_files(out) == {f"{host}/index.html", f"{host}/d/index.html"}
+
+
+def redirect(server: HTTPTestServer, path: str, to: str, status: int = 301) -> None:
+    server.add(path, b"", status=status, reason="Moved", headers=[("Location", to)])
+
+
+def test_a_redirect_target_is_a_url_of_the_crawl(make_server, tmp_path: Path) -> None:
+    # The target goes back to the frontier (via "redirect"): in scope it is fetched
+    # once, links resolve against it; out of scope, or disallowed, it is not fetched.
+    server, other = make_server(), make_server()
+    site(server, {"/": page("/old", "/gone", "/private-link", "/new/"), "/new/": page("a.html")}, robots="")
+    site(server, {"/new/a.html": page(), "/private/x.html": page()})
+    server.add(
+        "/robots.txt", b"User-agent: *\nDisallow: /private/\n", headers=[("Content-Type", "text/plain")]
+    )
+    redirect(server, "/old", "/new/")  # to a page the seed also links: fetched once
+    elsewhere = f"http://localhost:{other.port}/elsewhere.html"
+    redirect(server, "/gone", elsewhere, 302)  # another host name: out of scope
+    redirect(server, "/private-link", "/private/x.html")
+    other.add("/elsewhere.html", page(), headers=HTML)
+    status, records, out, _ = crawl(tmp_path, server.url("/"))
+    assert status == 0
+    old = records[server.url("/old")]
+    assert (old["status"], old["path"], old["error"], old["location"]) == (
+        301,
+        None,
+        None,
+        server.url("/new/"),
+    )
+    assert records[server.url("/gone")]["location"] == elsewhere
+    assert other.requests == []
+    assert records[server.url("/private/x.html")]["skip_reason"] == "robots"
+    assert records[server.url("/new/a.html")]["parent"] == server.url("/new/")
+    assert paths_requested(server).count("/new/") == 1
+    assert "/private/x.html" not in paths_requested(server)
+
+
+def test_a_redirect_found_first_gives_its_target_via_redirect(server: HTTPTestServer, tmp_path: Path) -> None:
+    site(server, {"/": page("/old"), "/new.html": page("sub.html"), "/sub.html": page()})
+    redirect(server, "/old", "/new.html", 308)
+    redirect(server, "/robots.txt", "/robots-file.txt")  # RFC 9309: robots.txt redirects are followed
+    server.add(
+        "/robots-file.txt", b"User-agent: *\nDisallow: /sub\n", headers=[("Content-Type", "text/plain")]
+    )
+    status, records, _, _ = crawl(tmp_path, server.url("/"))
+    assert status == 0
+    new = records[server.url("/new.html")]
+    assert (new["via"], new["parent"], new["depth"], new["status"]) == (
+        "redirect",
+        server.url("/old"),
+        1,
+        200,
+    )
+    assert records[server.url("/sub.html")]["skip_reason"] == "robots"

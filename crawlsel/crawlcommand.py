@@ -96,6 +96,11 @@ class RegexType(click.ParamType):
 )
 @click.option("--ignore-robots", is_flag=True, help="Do not fetch or obey robots.txt.")
 @click.option(
+    "--sitemaps",
+    is_flag=True,
+    help="Also crawl the URLs of each host's sitemaps (robots.txt's Sitemap: lines and /sitemap.xml).",
+)
+@click.option(
     "--delay",
     type=click.FloatRange(min=0),
     default=0.0,
@@ -128,6 +133,7 @@ def crawl(
     max_per_host: int | None,
     page_requisites: bool,
     ignore_robots: bool,
+    sitemaps: bool,
     delay: float,
     random_delay: bool,
     rate: float | None,
@@ -198,6 +204,7 @@ def crawl(
         max_per_host=max_per_host,
         on_delay=pacing.crawl_delay,
         queue=LocalQueue(state),
+        sitemaps=sitemaps,
     )
     report = RunReport(
         json_out=sys.stdout if json_lines else None,

@@ -105,8 +105,14 @@ def scan(body: bytes | mmap.mmap, page: TagSink, wanted: frozenset[bytes], style
             page.css(body[start:stop].decode(encoding, "replace"))
             continue
         attrs: dict[str, str] = {}
-        for key, value, _, _ in attributes(tag):
+        for item in _ATTR_ITEM.finditer(tag.group(2)):  # attributes() inlined: the hot loop
+            key = item.group(1).lower().decode("ascii", "replace")
             if key not in attrs:  # WHATWG: a repeated attribute is dropped
+                value = item.group(2)
+                if value is None:
+                    value = item.group(3)
+                    if value is None:
+                        value = item.group(4) or b""
                 attrs[key] = _text(value, encoding)
         page.tag(name, attrs, styles)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 from urllib.parse import urljoin
 
-from crawlsel.decoding import BodyDecoder, codings
+from crawlsel.decoding import BodyDecoder, accept_encoding, codings
 from crawlsel.errors import (
     ConnectError,
     ConnectionReset,
@@ -190,7 +190,7 @@ class JobContext:
         self.method = config.method
         self.open_sink = open_sink
         self._skip = skip
-        encoding = "gzip, deflate" if config.compressed else "identity"
+        encoding = accept_encoding() if config.compressed else "identity"
         self._template = RequestTemplate(config.user_agent, config.headers, encoding)
         self._template_no_credentials = RequestTemplate(
             config.user_agent,

@@ -34,13 +34,14 @@ class Nginx:
         conf = work / "nginx.conf"
         # As root, the workers would run as nobody, who cannot read pytest's private folders.
         user = "user root root;\n" if os.geteuid() == 0 else ""
+        w, p, r = work, self.port, root
         conf.write_text(
-            user + "worker_processes 1; daemon off; error_log %(w)s/error.log; pid %(w)s/nginx.pid;\n"
+            f"{user}worker_processes 1; daemon off; error_log {w}/error.log; pid {w}/nginx.pid;\n"
             "events { worker_connections 256; }\n"
-            "http { log_format sent '$request_uri $status $bytes_sent'; access_log %(w)s/access.log sent;\n"
-            "  client_body_temp_path %(w)s; proxy_temp_path %(w)s; fastcgi_temp_path %(w)s;\n"
-            "  uwsgi_temp_path %(w)s; scgi_temp_path %(w)s; types { text/html html; text/css css; }\n"
-            "  server { listen 127.0.0.1:%(p)d; root %(r)s; } }\n" % {"w": work, "p": self.port, "r": root}
+            f"http {{ log_format sent '$request_uri $status $bytes_sent'; access_log {w}/access.log sent;\n"
+            f"  client_body_temp_path {w}; proxy_temp_path {w}; fastcgi_temp_path {w};\n"
+            f"  uwsgi_temp_path {w}; scgi_temp_path {w}; types {{ text/html html; text/css css; }}\n"
+            f"  server {{ listen 127.0.0.1:{p}; root {r}; }} }}\n"
         )
         self.proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(work)], stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10

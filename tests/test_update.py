@@ -30,7 +30,7 @@ def site(tmp_path: Path) -> Path:
     (root / "index.html").write_text(f"<html><body>{links}</body></html>")
     for i, name in enumerate(names):
         (root / name).write_text(
-            f"<html><body><p>{'page %d ' % i * 1000}</p><a href='/'>home</a></body></html>"
+            f"<html><body><p>{f'page {i} ' * 1000}</p><a href='/'>home</a></body></html>"
         )
     return root
 

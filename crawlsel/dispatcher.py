@@ -1,11 +1,10 @@
 """``Dispatcher``: the select engine's scheduler; decides what each connection fetches next.
 
-It takes work from a ``Frontier`` only while it has room for it, keeps a
-queue per origin, gives each queued job a connection from the ``pool`` (which
-opens them within the global and per-origin limits and keeps the idle keep-alive
-ones), and acts on what ``job.JobContext`` decides a
-response means (follow a redirect, retry after a backoff timer, deliver the
-result).  It enforces the whole-URL deadline and turns every URL into exactly one
+It takes work from a ``Frontier`` only while it has room for it, keeps a queue
+per origin, gives each queued job a connection from the ``pool`` (which opens them
+within the global and per-origin limits and keeps the idle keep-alive ones), and
+acts on what ``job.JobContext`` decides a response means (follow a redirect,
+retry after a backoff timer, deliver the result).  It enforces the whole-URL deadline and turns every URL into exactly one
 ``FetchResult``, reported to the frontier and to the caller.  Each URL's moves
 between stages go through ``stages.Stages``, which also keeps the counts.  It never
 parses bytes.
@@ -34,6 +33,7 @@ from crawlsel.stages import ANSWERED, DONE, QUEUED, SENT, WAITING, Stages
 from crawlsel.writer import commit_page
 
 if TYPE_CHECKING:
+    from crawlsel.archive import Archive
     from crawlsel.tracing import Tracer
     from crawlsel.update import Validators
 
@@ -59,8 +59,10 @@ class Dispatcher:
         trace: Tracer | None = None,
         pacing: Pacing | None = None,
         validators: Validators | None = None,
+        archive: Archive | None = None,
     ) -> None:
         self.config = config
+        self._archive = archive  # --warc
         self._pacing = pacing or Pacing()
         self._context = JobContext(config, open_sink, skip, validators)
         self._loop = loop
@@ -252,6 +254,8 @@ class Dispatcher:
             assert isinstance(job, Job)
             if head.status in PAUSE_STATUSES:  # before the connection's next request leaves
                 self._pacing.pause(job.current.origin, self._context.origin_pause(head))
+            if self._archive is not None:
+                self._archive.exchange(job.current.url, job.request, head.wire, conn.sock)
             self._stages.move(job, ANSWERED)
             job.conn = None
             self._completed.append((job, head, conn.fd))

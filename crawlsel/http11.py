@@ -53,6 +53,7 @@ class ResponseHead:
     # As received, interim 1xx heads first, when the parser was given a RawHeads (get -i).
     raw: bytes = b""
     raw_trailers: bytes = b""
+    wire: bytes = b""
 
     def header(self, name: str) -> str | None:
         """The last value of a header, decoded as Latin-1, or None."""
@@ -393,6 +394,7 @@ class ResponseParser:
         self._pending.popleft()
         if self._raw is not None:
             head.raw_trailers = self._raw.take_trailers()
+            head.wire = self._raw.take_message()  # --warc: the response as received
         self._interim_count = 0
         self._reset_message()
         self._events.append((COMPLETE, head))

@@ -100,6 +100,7 @@ class Config(NamedTuple):
     skip_existing: bool = False  # a page already under output_dir is not fetched again
     update: bool = False  # a page saved before is asked for with its validators (update.py)
     raw_heads: bool = False  # keep each head as received (get -i prints it)
+    warc: str | None = None  # --warc FILE: every exchange archived as received (archive.py)
     crawl: bool = False  # records carry what link discovery needs (Content-Type, Link, Refresh)
 
 

@@ -250,6 +250,11 @@ def run_options(*, per_host: int) -> Any:
             is_flag=True,
             help="Ask again for pages already saved with their ETag/Last-Modified; a 304 keeps the file.",
         ),
+        click.option(
+            "--warc",
+            metavar="FILE",
+            help="Also write every exchange, as sent and received, to FILE (WARC/1.1; .gz: gzipped).",
+        ),
         click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr."),
         click.option(
             "--no-progress", is_flag=True, help="No live progress display (the summary is still printed)."

@@ -127,10 +127,10 @@ class ConnectionPool:
 
             trace = ConnectionTrace(self._trace)
         parser = None
-        if config.raw_heads:  # get -i only: fetch never loads it
-            from crawlsel.rawhead import RawHeads
+        if config.raw_heads or config.warc:  # get -i and --warc only: fetch never loads it
+            from crawlsel.rawhead import RawHeads, WireTap
 
-            parser = ResponseParser(RawHeads())
+            parser = ResponseParser(WireTap() if config.warc else RawHeads())
         conn = Connection(
             self._loop,
             origin.key,

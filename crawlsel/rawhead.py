@@ -46,7 +46,7 @@ class RawHeads:
             if end < 0:  # cannot happen once llhttp has parsed the head; keep what there is
                 end = len(self._buffer)
             block = bytes(self._buffer[:end])
-            del self._buffer[:end]
+            self._cut(end)
             taken += block
             if end == 0 or not _is_interim(block):
                 break
@@ -76,6 +76,14 @@ class RawHeads:
         trailers, self._trailers = self._trailers, b""
         return trailers
 
+    def _cut(self, n: int) -> None:
+        """The first ``n`` bytes are done with: dropped."""
+        del self._buffer[:n]
+
+    def take_message(self) -> bytes:
+        """The whole response just completed, as received (a ``WireTap`` keeps it)."""
+        return b""
+
     def _skip(self) -> None:
         """Drop body bytes as far as the buffer goes: a page is never held here."""
         buffer = self._buffer
@@ -84,10 +92,10 @@ class RawHeads:
             if part is _Part.HEAD or part is _Part.FRAMING:
                 return
             if part is _Part.REST:
-                buffer.clear()
+                self._cut(len(buffer))
             elif part is _Part.LENGTH:
                 n = min(self._remaining, len(buffer))
-                del buffer[:n]
+                self._cut(n)
                 self._remaining -= n
                 if self._remaining == 0:
                     self._part = _Part.HEAD
@@ -96,26 +104,46 @@ class RawHeads:
                 if end < 0:
                     return
                 size = int(bytes(buffer[:end]).split(b";", 1)[0].strip(b" \t\r") or b"0", 16)
-                del buffer[: end + 1]
+                self._cut(end + 1)
                 self._part, self._remaining = (_Part.CHUNK_DATA, size) if size else (_Part.TRAILERS, 0)
             elif part is _Part.CHUNK_DATA:
                 n = min(self._remaining, len(buffer))
-                del buffer[:n]
+                self._cut(n)
                 self._remaining -= n
                 if self._remaining:
                     return
                 end = buffer.find(b"\n")
                 if end < 0:
                     return
-                del buffer[: end + 1]
+                self._cut(end + 1)
                 self._part = _Part.CHUNK_LINE
             else:  # TRAILERS: the field lines and the empty line that ends them
                 end = _after_empty_line(buffer)
                 if end < 0:
                     return
                 self._trailers = bytes(buffer[:end])
-                del buffer[:end]
+                self._cut(end)
                 self._part = _Part.HEAD
+
+
+class WireTap(RawHeads):
+    """``RawHeads`` that keeps every byte of each response, body and all, for ``--warc``:
+    the framing llhttp found cuts the stream into one message per response."""
+
+    __slots__ = ("_message",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._message = bytearray()
+
+    def _cut(self, n: int) -> None:
+        self._message += self._buffer[:n]
+        del self._buffer[:n]
+
+    def take_message(self) -> bytes:
+        message = bytes(self._message)
+        self._message.clear()
+        return message
 
 
 def _after_empty_line(buffer: bytearray) -> int:

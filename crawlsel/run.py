@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import resource
 import signal
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -24,6 +25,7 @@ from crawlsel.loop import EventLoop
 from crawlsel.models import Config, FetchResult, Target
 
 if TYPE_CHECKING:
+    from crawlsel.archive import Archive
     from crawlsel.http11 import ResponseHead
     from crawlsel.pacing import Pacing
     from crawlsel.writer import PageFile, PageWriter
@@ -102,6 +104,14 @@ class Run:
     ) -> RunOutcome:
         from crawlsel.report import TraceWriter
 
+        archive = None
+        if self.config.warc:
+            from crawlsel.archive import Archive, ArchiveError
+
+            try:
+                archive = Archive(self.config.warc, " ".join(sys.argv))
+            except ArchiveError as exc:
+                return RunOutcome(usage_error=str(exc))
         loop = EventLoop()
         stop_when = self._stop_when
 
@@ -124,6 +134,7 @@ class Run:
             trace=TraceWriter() if self._trace else None,
             pacing=self._pacing,
             validators=validators,
+            archive=archive,
         )
 
         def interrupt(signum: int, frame: object) -> None:
@@ -151,6 +162,8 @@ class Run:
                 ticker[0].cancel()
             _restore_signals(previous)
             loop.close()
+            if archive is not None:
+                self._close_archive(archive)
             if validators is not None:
                 try:
                     validators.save()
@@ -161,6 +174,16 @@ class Run:
         return RunOutcome(
             interrupted=self._interrupted, connections_by_host=dispatcher.pool.connections_by_host
         )
+
+    def _close_archive(self, archive: Archive) -> None:
+        from crawlsel.archive import ArchiveError
+
+        try:
+            archive.close()
+        except ArchiveError as exc:
+            archive.failed = archive.failed or str(exc)
+        if archive.failed is not None:
+            self._warn(f"{archive.failed}; the WARC ends at the last whole record")
 
     def _run_other_engine(
         self, open_sink: SinkFactory, on_result: ResultCallback, skip: SkipCheck | None

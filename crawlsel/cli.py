@@ -94,6 +94,9 @@ def fetch(
         keep_alive=keep_alive,
         skip_existing=skip_existing,
     )
+    if config.proxies is not None and engine != "select":
+        # The comparison engines connect directly: a proxy the user asked for is never skipped silently.
+        usage_exit(f"--engine {engine} does not support proxies (--proxy or the *_proxy variables)")
     trace = common["trace"]
     report = RunReport(
         json_out=sys.stdout if json_lines else None, quiet=quiet, progress=not (no_progress or trace)

@@ -188,8 +188,7 @@ class Dispatcher:
         if origin.addresses is None:
             if not origin.resolving:
                 origin.resolving = True
-                _, host, port = origin.key
-                self._resolver.lookup(host, port, lambda answer: self._resolved(origin, answer))
+                self.pool.resolve(origin, self._resolver, self._resolved)
             return
         queue = origin.queue
         if isinstance(origin.addresses, CrawlError):

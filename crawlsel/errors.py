@@ -37,6 +37,12 @@ class ResolveError(CrawlError):
     kind = "dns"
 
 
+class ProxyError(CrawlError):
+    """The proxy itself failed (refused, 407, CONNECT denied, tunnel closed); names the proxy."""
+
+    kind = "proxy"
+
+
 class TLSError(CrawlError):
     """Handshake or certificate failure; never retried."""
 

@@ -29,6 +29,7 @@ from crawlsel.errors import (
 )
 from crawlsel.http11 import ResponseHead
 from crawlsel.models import Config, FetchResult, InvalidLine, Target, request_key
+from crawlsel.proxy import forward_refusal
 from crawlsel.request import RequestTemplate
 from crawlsel.sources import parse_url
 from crawlsel.stages import NEW
@@ -191,11 +192,12 @@ class JobContext:
         self.open_sink = open_sink
         self._skip = skip
         encoding = "gzip, deflate" if config.compressed else "identity"
-        self._template = RequestTemplate(config.user_agent, config.headers, encoding)
+        self._template = RequestTemplate(config.user_agent, config.headers, encoding, config.proxies)
         self._template_no_credentials = RequestTemplate(
             config.user_agent,
             tuple(h for h in config.headers if h[0].lower() not in CREDENTIAL_HEADERS),
             encoding,
+            config.proxies,
         )
 
     def admit(self, record: Target | InvalidLine | FetchResult) -> Job | FetchResult:
@@ -254,7 +256,8 @@ class JobContext:
     def saved(self, job: Job, head: ResponseHead, path: str | None, error: CrawlError | None) -> FetchResult:
         """The record of a final response whose page was committed at ``path`` (or failed)."""
         if error is None and head.status >= 300:
-            error = HTTPStatusError(status_message(head, self.config))
+            proxied = forward_refusal(head.status, self.config.proxies, job.current.scheme, job.current.host)
+            error = proxied or HTTPStatusError(status_message(head, self.config))
         result = self.result(job, head.status, path if error is None else None, error)
         if self.config.crawl:
             fields = tuple(

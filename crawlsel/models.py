@@ -8,9 +8,12 @@ also define in 0.3 ms instead of 3.7 ms of every start.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from crawlsel import __version__
+
+if TYPE_CHECKING:
+    from crawlsel.proxy import ProxySettings
 
 DEFAULT_USER_AGENT = f"crawlsel/{__version__}"
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -99,6 +102,7 @@ class Config(NamedTuple):
     method: str = "GET"
     skip_existing: bool = False  # a page already under output_dir is not fetched again
     raw_heads: bool = False  # keep each head as received (get -i prints it)
+    proxies: ProxySettings | None = None  # --proxy, --noproxy and the environment
     crawl: bool = False  # records carry what link discovery needs (Content-Type, Link, Refresh)
 
 

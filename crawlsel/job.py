@@ -27,6 +27,7 @@ from crawlsel.errors import (
     Timeout,
     TooLarge,
 )
+from crawlsel.fields import location, retry_after
 from crawlsel.http11 import ResponseHead
 from crawlsel.models import Config, FetchResult, InvalidLine, Target, request_key
 from crawlsel.proxy import forward_refusal
@@ -372,31 +373,3 @@ def status_message(head: ResponseHead, config: Config) -> str:
         if not to:
             return f"{text} with an empty Location"
     return text
-
-
-def location(head: ResponseHead) -> str | None:
-    """The Location field without its surrounding whitespace; None when absent.
-
-    An empty one is not a reference to the same URL (that would be a redirect
-    loop): it is a redirect that says nowhere, so the response is final.
-    """
-    value = head.header("location")
-    return None if value is None else value.strip(" \t")
-
-
-def retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds (RFC 9110 10.2.3): delay-seconds or an HTTP-date."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    import email.utils  # only for this rare header: keeps start-up short
-
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())

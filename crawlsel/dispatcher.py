@@ -222,6 +222,8 @@ class Dispatcher:
             job.deadline = self._loop.call_later(self.config.timeout, self._expire, job)
         job.attempts += 1
         job.conn = conn
+        if self._context.cookies is not None:  # the cookies known now, not when it was queued
+            job.request = self._context.render(job.target, job.current)
         conn.submit(job)
 
     def _resolved(self, origin: Origin, answer: Answer) -> None:

@@ -139,6 +139,8 @@ class Job:
     def on_head(self, head: ResponseHead) -> None:
         self.head = head
         context = self._context
+        if context.cookies is not None:  # every response's, a redirect's too: before it is followed
+            context.cookies.receive(self.current, head.headers)
         self.final = context.is_final(self, head)
         if not self.final:
             return  # a redirect or a retry: the body is drained, not kept
@@ -192,6 +194,7 @@ class JobContext:
         self.method = config.method
         self.open_sink = open_sink
         self._skip = skip
+        self.cookies = config.cookies  # -b / --cookie-jar: a CookieStore; None leaves cookies off
         encoding = "gzip, deflate" if config.compressed else "identity"
         self._template = RequestTemplate(config.user_agent, config.headers, encoding, config.proxies)
         self._template_no_credentials = RequestTemplate(
@@ -225,9 +228,11 @@ class JobContext:
         return Job(record, self)
 
     def render(self, original: Target, current: Target) -> bytes:
-        """Request bytes; credentials given with -H go only to the listed URL's origin."""
+        """Request bytes; credentials given with -H go only to the listed URL's origin, and
+        stored cookies only where RFC 6265 sends them (a redirect's target gets its own)."""
         template = self._template if current.origin == original.origin else self._template_no_credentials
-        return template.render(self.method, current, self.config.keep_alive)
+        cookie = self.cookies.header(current) if self.cookies is not None else None
+        return template.render(self.method, current, self.config.keep_alive, cookie)
 
     def is_final(self, job: Job, head: ResponseHead) -> bool:
         """False when the response will be followed (redirect) or retried."""

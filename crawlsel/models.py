@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from crawlsel import __version__
 
 if TYPE_CHECKING:
+    from crawlsel.cookies import CookieStore
     from crawlsel.proxy import ProxySettings
 
 DEFAULT_USER_AGENT = f"crawlsel/{__version__}"
@@ -103,6 +104,8 @@ class Config(NamedTuple):
     skip_existing: bool = False  # a page already under output_dir is not fetched again
     raw_heads: bool = False  # keep each head as received (get -i prints it)
     proxies: ProxySettings | None = None  # --proxy, --noproxy and the environment
+    cookies: CookieStore | None = None  # -b / --cookie-jar: the run's cookies (mutable: kept as they come)
+    cookie_jar: str | None = None  # written at the end of the run
     crawl: bool = False  # records carry what link discovery needs (Content-Type, Link, Refresh)
 
 

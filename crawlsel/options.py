@@ -145,6 +145,20 @@ def common_options(fn: Any) -> Any:
             metavar="LIST",
             help="Hosts, addresses and CIDR ranges (comma-separated, '*' for all) not proxied; replaces no_proxy.",
         ),
+        click.option(
+            "-b",
+            "--cookie",
+            "cookie_file",
+            metavar="FILE",
+            type=click.Path(exists=True, dir_okay=False),
+            help="Send the cookies of this Netscape cookie file (curl's, wget's); turns cookies on.",
+        ),
+        click.option(
+            "--cookie-jar",
+            metavar="FILE",
+            type=click.Path(dir_okay=False, writable=True),
+            help="Keep cookies servers set and write them all to FILE at the end; turns cookies on.",
+        ),
         click.option("-4", "ip_version", flag_value=4, help="Use IPv4 addresses only."),
         click.option("-6", "ip_version", flag_value=6, help="Use IPv6 addresses only."),
         click.option(
@@ -294,5 +308,18 @@ def build_config(common: dict[str, Any], **specific: Any) -> Config:
         proxies = settings(common["proxy"], common["noproxy"], os.environ)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--proxy or the *_proxy variables") from None
-    fields = {k: v for k, v in common.items() if k not in ("trace", "proxy", "noproxy")}
-    return Config(**fields, proxies=proxies, **specific)
+    cookies = None
+    jar = common["cookie_jar"]
+    if jar and not os.path.isdir(os.path.dirname(os.path.abspath(jar))):
+        raise click.BadParameter(f"the folder of {jar} does not exist", param_hint="--cookie-jar")
+    if common["cookie_file"] or jar:
+        from crawlsel.cookies import CookieStore
+
+        cookies = CookieStore()
+        if common["cookie_file"]:
+            try:
+                cookies.load(common["cookie_file"])
+            except (OSError, ValueError) as exc:
+                raise click.BadParameter(str(exc), param_hint="--cookie") from None
+    fields = {k: v for k, v in common.items() if k not in ("trace", "proxy", "noproxy", "cookie_file")}
+    return Config(**fields, proxies=proxies, cookies=cookies, **specific)

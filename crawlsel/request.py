@@ -53,7 +53,7 @@ class RequestTemplate:
             "",
         )
 
-    def render(self, method: str, target: Target, keep_alive: bool) -> bytes:
+    def render(self, method: str, target: Target, keep_alive: bool, cookie: str | None = None) -> bytes:
         key = (target.scheme, target.host, target.port, keep_alive)
         if key != self._last[0]:
             connection = b"Connection: keep-alive\r\n\r\n" if keep_alive else b"Connection: close\r\n\r\n"
@@ -68,7 +68,11 @@ class RequestTemplate:
             self._last = (key, fields + connection, fields, connection, prefix)
         line = f"{method} {self._last[4]}{target.target}".encode("ascii")
         referer = target.referer
-        if referer is None:
+        if referer is None and cookie is None:
             return line + self._last[1]
         _, _, fields, connection, _ = self._last
-        return line + fields + b"Referer: " + referer.encode("ascii", "replace") + b"\r\n" + connection
+        if referer is not None:
+            fields += b"Referer: " + referer.encode("ascii", "replace") + b"\r\n"
+        if cookie is not None:  # latin-1 as received in Set-Cookie; "replace" never raises
+            fields += b"Cookie: " + cookie.encode("latin-1", "replace") + b"\r\n"
+        return line + fields + connection

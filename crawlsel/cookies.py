@@ -27,6 +27,7 @@ from crawlsel.models import Target
 MAX_COOKIE_BYTES = 4096  # name + value + attributes: RFC 6265 6.1's minimum, what browsers keep
 HEADER = "# Netscape HTTP Cookie File\n# Written by crawlsel; edit at your own risk.\n\n"
 HTTPONLY_PREFIX = "#HttpOnly_"
+INF = float("inf")
 
 
 class Cookie(NamedTuple):
@@ -42,11 +43,15 @@ class Cookie(NamedTuple):
 
 
 class CookieStore:
-    __slots__ = ("_domains", "_count")
+    __slots__ = ("_domains", "_count", "_answers", "_suffixes")
 
     def __init__(self) -> None:
         self._domains: dict[str, dict[tuple[str, str], Cookie]] = {}
         self._count = 0  # a creation counter: stable order within one run
+        # Per scheme and host, the cookies ``header`` chooses from, until one changes
+        # or expires: most requests of a crawl find the same few cookies again.
+        self._answers: dict[tuple[str, str], tuple[list[tuple[str, str]], str | None, float]] = {}
+        self._suffixes: dict[str, list[str]] = {}
 
     def __len__(self) -> int:
         return sum(len(cookies) for cookies in self._domains.values())
@@ -60,6 +65,7 @@ class CookieStore:
         cookies = self._domains.setdefault(cookie.domain, {})
         key = (cookie.name, cookie.path)
         old = cookies.pop(key, None)
+        self._answers.clear()
         if cookie.expires is not None and cookie.expires <= time.time():
             return
         self._count += 1
@@ -72,26 +78,44 @@ class CookieStore:
         """The Cookie field value for a request, or None when no cookie applies."""
         if not self._domains:
             return None
-        host, path, now = target.host, target.target.split("?", 1)[0], time.time()
+        now = time.time()
+        key = (target.scheme, target.host)
+        entry = self._answers.get(key)
+        if entry is None or now >= entry[2]:
+            entry = self._answers[key] = self._candidates(target, now)
+        candidates, every_path, _ = entry
+        if every_path is not None:  # all of them have Path=/: the same answer for every page
+            return every_path
+        path = target.target.split("?", 1)[0]
+        pairs = [
+            pair for cookie_path, pair in candidates if cookie_path == "/" or _path_matches(path, cookie_path)
+        ]
+        return "; ".join(pairs) if pairs else None
+
+    def _candidates(self, target: Target, now: float) -> tuple[list[tuple[str, str]], str | None, float]:
+        """The host's unexpired cookies for its scheme as (path, "name=value") in sending order
+        (longer paths first, then older), the answer if every one has Path=/, and when the first expires."""
+        host = target.host
+        suffixes = self._suffixes.get(host)
+        if suffixes is None:
+            suffixes = self._suffixes[host] = _suffixes(host)
         found: list[Cookie] = []
-        for domain in _suffixes(host):
+        for domain in suffixes:
             cookies = self._domains.get(domain)
             if not cookies:
                 continue
             for cookie in list(cookies.values()):
-                if cookie.host_only and domain != host:
-                    continue
-                if cookie.secure and target.scheme != "https":
-                    continue
                 if cookie.expires is not None and cookie.expires <= now:
                     del cookies[(cookie.name, cookie.path)]
-                    continue
-                if _path_matches(path, cookie.path):
+                elif not (cookie.host_only and domain != host) and (
+                    target.scheme == "https" or not cookie.secure
+                ):
                     found.append(cookie)
-        if not found:
-            return None
         found.sort(key=lambda c: (-len(c.path), c.created))
-        return "; ".join(f"{c.name}={c.value}" if c.name else c.value for c in found)
+        candidates = [(c.path, f"{c.name}={c.value}") for c in found]
+        every_path = "; ".join(pair for _, pair in candidates) if all(c.path == "/" for c in found) else None
+        until = min((c.expires for c in found if c.expires is not None), default=INF)
+        return candidates, every_path or None, until
 
     # --- receiving --------------------------------------------------------------
 

@@ -223,7 +223,7 @@ class Dispatcher:
         job.attempts += 1
         job.conn = conn
         if self._context.cookies is not None:  # the cookies known now, not when it was queued
-            job.request = self._context.render(job.target, job.current)
+            job.request = self._context.render(job.target, job.current, cookies=True)
         conn.submit(job)
 
     def _resolved(self, origin: Origin, answer: Answer) -> None:

@@ -227,11 +227,11 @@ class JobContext:
                 )
         return Job(record, self)
 
-    def render(self, original: Target, current: Target) -> bytes:
+    def render(self, original: Target, current: Target, *, cookies: bool = False) -> bytes:
         """Request bytes; credentials given with -H go only to the listed URL's origin, and
-        stored cookies only where RFC 6265 sends them (a redirect's target gets its own)."""
+        stored cookies (when the request leaves: ``cookies``) only where RFC 6265 sends them."""
         template = self._template if current.origin == original.origin else self._template_no_credentials
-        cookie = self.cookies.header(current) if self.cookies is not None else None
+        cookie = self.cookies.header(current) if cookies and self.cookies is not None else None
         return template.render(self.method, current, self.config.keep_alive, cookie)
 
     def is_final(self, job: Job, head: ResponseHead) -> bool:

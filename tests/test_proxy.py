@@ -363,3 +363,24 @@ def test_the_comparison_engines_refuse_a_proxy_rather_than_bypass_it(
         == "crawlsel: error: --engine threads does not support proxies (--proxy or the *_proxy variables)\n"
     )
     assert server.requests == []
+
+
+def test_https_through_socks5h_verifies_the_origin_name(
+    https_localhost: HTTPTestServer, cafile: str, tmp_path: Path
+) -> None:
+    proxy = microsocks()
+    try:
+        urls = [
+            https_localhost.add(f"/t{i}", b"tls %d" % i).replace("127.0.0.1", "localhost") for i in range(4)
+        ]
+        result = fetch(
+            tmp_path, urls, "-x", f"socks5h://127.0.0.1:{proxy.port}", "--cacert", cafile, "--per-host", "1"
+        )
+        assert result.exit_code == 0, result.stderr
+        for i in range(4):
+            assert (
+                tmp_path / "out" / f"localhost_{https_localhost.port}" / f"t{i}"
+            ).read_bytes() == b"tls %d" % i
+        assert https_localhost.handshakes == 1
+    finally:
+        proxy.close()

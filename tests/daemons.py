@@ -7,6 +7,7 @@ installs them).
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import socket
@@ -147,3 +148,48 @@ socks pass {{ from: 127.0.0.0/8 to: 0.0.0.0/0 }}
 """
     (folder / "danted.conf").write_text(config)
     return Daemon([binary, "-f", str(folder / "danted.conf"), "-p", str(folder / "danted.pid")], port, folder)
+
+
+class SSHDynamic:
+    """OpenSSH's SOCKS proxy (``ssh -D``, SOCKS4, 4a and 5), through a private sshd on
+    127.0.0.1: a throw-away host key and client key, this user's own login."""
+
+    def __init__(self) -> None:
+        sshd, ssh, keygen = (
+            program("sshd", "openssh-server"),
+            program("ssh", "openssh-client"),
+            program("ssh-keygen", "openssh-client"),
+        )
+        if not os.path.isdir("/run/sshd"):
+            try:
+                os.makedirs("/run/sshd", mode=0o755)  # sshd's privilege-separation folder
+            except OSError:
+                pytest.skip("sshd needs /run/sshd (run as root, or install openssh-server)")
+        folder = _folder()
+        for key in ("host_key", "client_key"):
+            subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(folder / key)], check=True)
+        (folder / "authorized_keys").write_text((folder / "client_key.pub").read_text())
+        ssh_port = free_port()
+        (folder / "sshd_config").write_text(
+            f"Port {ssh_port}\nListenAddress 127.0.0.1\nHostKey {folder}/host_key\n"
+            f"AuthorizedKeysFile {folder}/authorized_keys\nPidFile {folder}/sshd.pid\n"
+            "StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+            "PermitRootLogin prohibit-password\nAllowTcpForwarding yes\n"
+        )
+        self._sshd = Daemon([sshd, "-D", "-e", "-f", str(folder / "sshd_config")], ssh_port, folder)
+        self.port = free_port()
+        client_folder = _folder()
+        argv = [
+            ssh, "-N", "-D", f"127.0.0.1:{self.port}", "-p", str(ssh_port), "-i", str(folder / "client_key"),
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+            "-o", "ExitOnForwardFailure=yes", f"{getpass.getuser()}@127.0.0.1",
+        ]  # fmt: skip
+        try:
+            self._ssh = Daemon(argv, self.port, client_folder)
+        except RuntimeError:
+            self._sshd.close()
+            raise
+
+    def close(self) -> None:
+        self._ssh.close()
+        self._sshd.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import trustme
 from click.testing import CliRunner, Result
-from daemons import Daemon, closed_port, dante, microsocks, squid
+from daemons import Daemon, SSHDynamic, closed_port, dante, microsocks, squid
 from scripted import ScriptedServer
 
 from crawlsel.cli import main
@@ -382,5 +382,20 @@ def test_https_through_socks5h_verifies_the_origin_name(
                 tmp_path / "out" / f"localhost_{https_localhost.port}" / f"t{i}"
             ).read_bytes() == b"tls %d" % i
         assert https_localhost.handshakes == 1
+    finally:
+        proxy.close()
+
+
+def test_every_socks_version_through_openssh(server: HTTPTestServer, tmp_path: Path) -> None:
+    proxy = SSHDynamic()
+    try:
+        urls = [server.add(f"/o{i}", b"ssh %d" % i).replace("127.0.0.1", "localhost") for i in range(3)]
+        for scheme in ("socks4a", "socks4", "socks5h", "socks5"):
+            out = tmp_path / scheme
+            result = fetch(tmp_path, urls, "-x", f"{scheme}://127.0.0.1:{proxy.port}", "-o", str(out))
+            assert result.exit_code == 0, (scheme, result.stderr)
+            for i in range(3):
+                assert (out / f"localhost_{server.port}" / f"o{i}").read_bytes() == b"ssh %d" % i
+        assert len(server.requests) == 12
     finally:
         proxy.close()

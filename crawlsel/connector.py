@@ -30,7 +30,7 @@ import socket
 from collections import deque
 from typing import TYPE_CHECKING, Protocol
 
-from crawlsel.errors import ConnectError, CrawlError, ProxyError
+from crawlsel.errors import ConnectError, CrawlError, ProxyError, ProxyUnreachable, Timeout
 from crawlsel.loop import EVENT_WRITE, EventLoop, Timer
 from crawlsel.models import Address
 from crawlsel.netboundary import (
@@ -367,7 +367,8 @@ class Connector:
         if self.phase is Phase.DONE:
             return
         if self._proxy is not None and not isinstance(error, ProxyError):
-            error = ProxyError(f"proxy {self._proxy.display}: {error}")
+            unreachable = isinstance(error, (ConnectError, Timeout)) and self.phase is Phase.CONNECTING
+            error = (ProxyUnreachable if unreachable else ProxyError)(f"proxy {self._proxy.display}: {error}")
         self._release()
         self._to(Phase.DONE)
         self._owner.connect_failed(error)

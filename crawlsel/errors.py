@@ -43,6 +43,10 @@ class ProxyError(CrawlError):
     kind = "proxy"
 
 
+class ProxyUnreachable(ProxyError):
+    """No connection to the proxy (refused, timed out): retried, as a connect error is."""
+
+
 class TLSError(CrawlError):
     """Handshake or certificate failure; never retried."""
 

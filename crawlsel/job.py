@@ -23,6 +23,7 @@ from crawlsel.errors import (
     CrawlError,
     HTTPStatusError,
     InvalidURL,
+    ProxyUnreachable,
     RedirectError,
     Timeout,
     TooLarge,
@@ -43,7 +44,7 @@ from crawlsel.urls import normalize
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})  # as curl --retry
 PAUSE_STATUSES = frozenset({429, 503})  # with Retry-After: the whole origin rests
-RETRY_ERRORS = (ConnectError, ConnectionReset, Timeout)
+RETRY_ERRORS = (ConnectError, ConnectionReset, Timeout, ProxyUnreachable)
 CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 # What a crawl reads from a page's head besides its Content-Type (links, and whether to follow them).
 CRAWL_FIELDS = frozenset({"link", "refresh", "x-robots-tag"})

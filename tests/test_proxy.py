@@ -238,6 +238,7 @@ def test_connect_refused_by_squid_names_the_proxy(open_squid: Daemon, tmp_path: 
     )
     unreachable = found[f"https://127.0.0.1:{port}/"]
     assert unreachable["error_kind"] == "proxy"
+    assert found["https://forbidden.test/"]["attempts"] == unreachable["attempts"] == 1
     assert unreachable["error"].startswith(f"proxy {shown}: answered CONNECT 127.0.0.1:{port} with 503")
 
 
@@ -250,6 +251,11 @@ def test_a_proxy_that_refuses_connections(server: HTTPTestServer, tmp_path: Path
     assert "refused" in result.stderr and SECRET not in result.stderr
     assert result.stderr.count("\n") == 1
     assert server.requests == []
+    # Retried as a refused connection to an origin is; a 407 or a denied CONNECT is not.
+    (record,) = records(
+        fetch(tmp_path, [url], "-x", f"http://127.0.0.1:{port}", "--retries", "1", "--retry-delay", "0")
+    )
+    assert (record["error_kind"], record["attempts"]) == ("proxy", 2)
 
 
 def test_a_proxy_that_closes_during_the_connect_handshake(tmp_path: Path) -> None:

@@ -197,7 +197,8 @@ class JobContext:
         self._skip = skip
         self.cookies = config.cookies  # -b / --cookie-jar: a CookieStore; None leaves cookies off
         encoding = "gzip, deflate" if config.compressed else "identity"
-        self._template = RequestTemplate(config.user_agent, config.headers, encoding, config.proxies)
+        merge = config.cookies is not None  # -H Cookie and the stored ones in one field
+        self._template = RequestTemplate(config.user_agent, config.headers, encoding, config.proxies, merge)
         self._template_no_credentials = RequestTemplate(
             config.user_agent,
             tuple(h for h in config.headers if h[0].lower() not in CREDENTIAL_HEADERS),

@@ -22,7 +22,7 @@ class RequestTemplate:
     """Renders request bytes; the fields shared by all requests are built once, the
     rest after the request line once per run of requests to one origin."""
 
-    __slots__ = ("_common", "_last", "_proxies")
+    __slots__ = ("_common", "_last", "_proxies", "_user_cookie")
 
     def __init__(
         self,
@@ -30,8 +30,10 @@ class RequestTemplate:
         extra_headers: tuple[tuple[str, str], ...] = (),
         accept_encoding: str = "identity",
         proxies: ProxySettings | None = None,
+        cookies: bool = False,
     ) -> None:
         self._proxies = proxies
+        self._user_cookie: str | None = None
         defaults = {
             "user-agent": ("User-Agent", user_agent),
             "accept": ("Accept", "*/*"),
@@ -41,6 +43,9 @@ class RequestTemplate:
             # As curl -H: a user header replaces the default of the same name, and
             # "Name:" with no value removes it.
             defaults[name.lower()] = (name, value)
+        if cookies and "cookie" in defaults:
+            # One Cookie field per request (RFC 6265 5.4): -H's pairs come first, the stored ones after.
+            self._user_cookie = defaults.pop("cookie")[1] or None
         lines = [f"{name}: {value}\r\n" for name, value in defaults.values() if value]
         self._common = "".join(lines).encode("latin-1")
         # (origin and keep-alive, the fields after the request line with and without
@@ -68,6 +73,8 @@ class RequestTemplate:
             self._last = (key, fields + connection, fields, connection, prefix)
         line = f"{method} {self._last[4]}{target.target}".encode("ascii")
         referer = target.referer
+        if self._user_cookie is not None:
+            cookie = f"{self._user_cookie}; {cookie}" if cookie else self._user_cookie
         if referer is None and cookie is None:
             return line + self._last[1]
         _, _, fields, connection, _ = self._last

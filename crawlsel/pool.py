@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from crawlsel.connection import Connection
 from crawlsel.connector import Connector
 from crawlsel.connstate import ConnectionListener, IllegalTransition
-from crawlsel.errors import CrawlError, ProxyError
+from crawlsel.errors import CrawlError, ProxyError, ResolveError
 from crawlsel.http11 import ResponseParser
 from crawlsel.loop import EventLoop
 from crawlsel.models import Address, Config
@@ -100,7 +100,7 @@ class ConnectionPool:
             if not isinstance(peer, CrawlError):
                 usable = [a for a in peer if route.scheme == "socks5" or len(a[1]) == 2]
                 if not usable:
-                    peer = CrawlError(f"{host} has no IPv4 address for {route.display} (SOCKS4)")
+                    peer = ResolveError(f"{host} has no IPv4 address, which SOCKS4 needs ({route.display})")
                 else:
                     origin.peer = usable[0]
             done(origin, peer if isinstance(peer, CrawlError) else proxy_addresses)

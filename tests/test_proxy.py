@@ -405,3 +405,10 @@ def test_every_socks_version_through_openssh(server: HTTPTestServer, tmp_path: P
         assert len(server.requests) == 12
     finally:
         proxy.close()
+
+
+def test_socks4_cannot_carry_an_ipv6_origin(tmp_path: Path) -> None:
+    proxy = f"socks4://127.0.0.1:{closed_port()}"
+    (record,) = records(fetch(tmp_path, ["http://[::1]:8080/"], "-x", proxy))
+    assert record["error_kind"] == "dns"
+    assert record["error"] == f"::1 has no IPv4 address, which SOCKS4 needs ({proxy})"

@@ -94,6 +94,12 @@ def fetch(
         keep_alive=keep_alive,
         skip_existing=skip_existing,
     )
+    if (config.proxies is not None or config.cookies is not None) and engine != "select":
+        # The comparison engines connect directly and send no stored cookies: never skipped silently.
+        what = (
+            "proxies (--proxy or the *_proxy variables)" if config.proxies else "cookies (-b, --cookie-jar)"
+        )
+        usage_exit(f"--engine {engine} does not support {what}")
     trace = common["trace"]
     report = RunReport(
         json_out=sys.stdout if json_lines else None, quiet=quiet, progress=not (no_progress or trace)

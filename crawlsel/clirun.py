@@ -58,7 +58,17 @@ def run_and_summarise(
     outcome = run.execute()
     if outcome.usage_error is not None:
         return usage_failed(report, outcome.usage_error)
-    return summarise(report, outcome.interrupted, outcome.connections_by_host or None)
+    jar_error = None
+    if config.cookies is not None and config.cookie_jar:
+        try:  # after an interruption too, as curl: what was set so far is kept
+            config.cookies.save(config.cookie_jar)
+        except OSError as exc:
+            jar_error = f"cannot write the cookie jar {config.cookie_jar}: {exc.strerror or exc}"
+    status = summarise(report, outcome.interrupted, outcome.connections_by_host or None)
+    if jar_error is not None:
+        click.echo(f"crawlsel: error: {printable(jar_error)}", err=True)
+        return ExitStatus.FAILED if status == ExitStatus.OK else status
+    return status
 
 
 def usage_failed(report: RunReport, message: str) -> int:

@@ -4,11 +4,15 @@
 several, a silent one is not waited for: after ``STAGGER_SECONDS`` the next is
 raced (RFC 8305 section 5) and the first socket to connect wins; a refused one
 falls back to the next at once.  With a TLS context the winner is wrapped and
-handshaken.  One timer covers all of it (``--connect-timeout``).
+handshaken.  Through a proxy the addresses are the proxy's, and a tunnel
+handshake (``tunnel``: CONNECT or SOCKS) runs before TLS, which is then verified
+against the origin's name; any failure before the tunnel is open is the proxy's
+(``ProxyError``).  One timer covers all of it (``--connect-timeout``).
 
 Phases and the only moves between them::
 
-    CONNECTING  -> HANDSHAKING | DONE
+    CONNECTING  -> TUNNELLING | HANDSHAKING | DONE
+    TUNNELLING  -> HANDSHAKING | DONE     (through a CONNECT or SOCKS proxy)
     HANDSHAKING -> DONE                   (https only)
     DONE                                  (handed over, failed or cancelled)
 
@@ -26,7 +30,7 @@ import socket
 from collections import deque
 from typing import TYPE_CHECKING, Protocol
 
-from crawlsel.errors import ConnectError, CrawlError
+from crawlsel.errors import ConnectError, CrawlError, ProxyError, ProxyUnreachable, Timeout
 from crawlsel.loop import EVENT_WRITE, EventLoop, Timer
 from crawlsel.models import Address
 from crawlsel.netboundary import (
@@ -42,7 +46,9 @@ from crawlsel.netboundary import (
 if TYPE_CHECKING:
     import ssl
 
+    from crawlsel.proxy import Proxy
     from crawlsel.tracing import ConnectionTrace
+    from crawlsel.tunnel import Handshake
 
 # RFC 8305 section 5 recommends 250 ms before racing the next address.
 STAGGER_SECONDS = 0.25
@@ -50,12 +56,14 @@ STAGGER_SECONDS = 0.25
 
 class Phase(enum.Enum):
     CONNECTING = "connecting"
+    TUNNELLING = "tunnelling"
     HANDSHAKING = "handshaking"
     DONE = "done"
 
 
 _MOVES: dict[Phase, tuple[Phase, ...]] = {
-    Phase.CONNECTING: (Phase.HANDSHAKING, Phase.DONE),
+    Phase.CONNECTING: (Phase.TUNNELLING, Phase.HANDSHAKING, Phase.DONE),
+    Phase.TUNNELLING: (Phase.HANDSHAKING, Phase.DONE),
     Phase.HANDSHAKING: (Phase.DONE,),
     Phase.DONE: (),
 }
@@ -105,6 +113,8 @@ class Connector:
         "_timer",
         "_stagger",
         "_racers",
+        "_proxy",
+        "_tunnel",
     )
 
     def __init__(
@@ -117,6 +127,8 @@ class Connector:
         tls: ssl.SSLContext | None = None,
         server_hostname: str = "",
         trace: ConnectionTrace | None = None,
+        proxy: Proxy | None = None,
+        tunnel: Handshake | None = None,
     ) -> None:
         self.phase = Phase.CONNECTING
         # The own socket: the latest address tried; None once it failed while racers go on.
@@ -133,6 +145,8 @@ class Connector:
         self._timer: Timer | None = None
         self._stagger: Timer | None = None
         self._racers: list[_Racer] = []
+        self._proxy = proxy  # the addresses are its: failures before the tunnel are its own
+        self._tunnel = tunnel
 
     def __repr__(self) -> str:
         return f"<Connector {self.phase.name} {format_address(self.sockaddr)} racers={len(self._racers)}>"
@@ -185,6 +199,8 @@ class Connector:
         try:
             if self.phase is Phase.CONNECTING:
                 self._finish_connect()
+            elif self.phase is Phase.TUNNELLING:
+                self._tunnel_step()
             elif self.phase is Phase.HANDSHAKING:
                 self._handshake()
         except CrawlError as exc:
@@ -277,6 +293,30 @@ class Connector:
         self._stop_racing()
         if self._trace is not None:
             self._trace.event("connected", sock.fileno())
+        if self._tunnel is not None:
+            self._to(Phase.TUNNELLING)
+            self._tunnel_step()
+            return
+        self._start_tls()
+
+    def _tunnel_step(self) -> None:
+        from crawlsel.tunnel import tunnel_step
+
+        assert self._tunnel is not None
+        waiting_for = tunnel_step(self.sock, self._tunnel)  # type: ignore[arg-type]
+        if waiting_for:
+            if waiting_for != self._mask:
+                self._loop.modify(self.sock, waiting_for, self)
+                self._mask = waiting_for
+            return
+        if self._trace is not None:
+            self._trace.event("tunnel", self._tunnel)
+        self._proxy = None  # the tunnel is open: what fails now is the origin's
+        self._start_tls()
+
+    def _start_tls(self) -> None:
+        sock = self.sock
+        assert sock is not None
         if self.tls is None:
             self._hand_over()
             return
@@ -326,6 +366,9 @@ class Connector:
     def _fail(self, error: CrawlError) -> None:
         if self.phase is Phase.DONE:
             return
+        if self._proxy is not None and not isinstance(error, ProxyError):
+            unreachable = isinstance(error, (ConnectError, Timeout)) and self.phase is Phase.CONNECTING
+            error = (ProxyUnreachable if unreachable else ProxyError)(f"proxy {self._proxy.display}: {error}")
         self._release()
         self._to(Phase.DONE)
         self._owner.connect_failed(error)

@@ -1,13 +1,12 @@
 """``Dispatcher``: the select engine's scheduler; decides what each connection fetches next.
 
-It takes work from a ``Frontier`` only while it has room for it, keeps a queue
-per origin, gives each queued job a connection from the ``pool`` (which opens them
-within the global and per-origin limits and keeps the idle keep-alive ones), and
-acts on what ``job.JobContext`` decides a response means (follow a redirect,
-retry after a backoff timer, deliver the result).  It enforces the whole-URL deadline and turns every URL into exactly one
-``FetchResult``, reported to the frontier and to the caller.  Each URL's moves
-between stages go through ``stages.Stages``, which also keeps the counts.  It never
-parses bytes.
+It takes work from a ``Frontier`` only while it has room, keeps a queue per origin,
+gives each queued job a connection from the ``pool`` (opened within the global and
+per-origin limits, idle keep-alive ones kept), and acts on what ``job.JobContext``
+decides a response means (follow, retry after a backoff, deliver).  It enforces the
+whole-URL deadline and turns every URL into exactly one ``FetchResult``, reported to
+the frontier and the caller; the moves between stages go through ``stages.Stages``.
+It never parses bytes.
 """
 
 from __future__ import annotations
@@ -192,8 +191,7 @@ class Dispatcher:
         if origin.addresses is None:
             if not origin.resolving:
                 origin.resolving = True
-                _, host, port = origin.key
-                self._resolver.lookup(host, port, lambda answer: self._resolved(origin, answer))
+                self.pool.resolve(origin, self._resolver, self._resolved)
             return
         queue = origin.queue
         if isinstance(origin.addresses, CrawlError):
@@ -227,6 +225,8 @@ class Dispatcher:
             job.deadline = self._loop.call_later(self.config.timeout, self._expire, job)
         job.attempts += 1
         job.conn = conn
+        if self._context.cookies is not None:  # the cookies known now, not when it was queued
+            job.request = self._context.render(job.target, job.current, cookies=True)
         conn.submit(job)
 
     def _resolved(self, origin: Origin, answer: Answer) -> None:

@@ -37,6 +37,16 @@ class ResolveError(CrawlError):
     kind = "dns"
 
 
+class ProxyError(CrawlError):
+    """The proxy itself failed (refused, 407, CONNECT denied, tunnel closed); names the proxy."""
+
+    kind = "proxy"
+
+
+class ProxyUnreachable(ProxyError):
+    """No connection to the proxy (refused, timed out): retried, as a connect error is."""
+
+
 class TLSError(CrawlError):
     """Handshake or certificate failure; never retried."""
 

@@ -23,12 +23,14 @@ from crawlsel.errors import (
     CrawlError,
     HTTPStatusError,
     InvalidURL,
+    ProxyUnreachable,
     RedirectError,
     Timeout,
     TooLarge,
 )
 from crawlsel.http11 import ResponseHead
 from crawlsel.models import Config, FetchResult, InvalidLine, Target, request_key
+from crawlsel.proxy import forward_refusal
 from crawlsel.request import RequestTemplate
 from crawlsel.responses import REDIRECT_STATUSES, location, retry_after, status_message
 from crawlsel.sources import parse_url
@@ -42,7 +44,7 @@ from crawlsel.urls import normalize
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})  # as curl --retry
 PAUSE_STATUSES = frozenset({429, 503})  # with Retry-After: the whole origin rests
-RETRY_ERRORS = (ConnectError, ConnectionReset, Timeout)
+RETRY_ERRORS = (ConnectError, ConnectionReset, Timeout, ProxyUnreachable)
 CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 # What a crawl reads from a page's head besides its Content-Type (links, and whether to follow them).
 CRAWL_FIELDS = frozenset({"link", "refresh", "x-robots-tag"})
@@ -138,6 +140,8 @@ class Job:
     def on_head(self, head: ResponseHead) -> None:
         self.head = head
         context = self._context
+        if context.cookies is not None:  # every response's, a redirect's too: before it is followed
+            context.cookies.receive(self.current, head.headers)
         self.final = context.is_final(self, head)
         if not self.final:
             return  # a redirect or a retry: the body is drained, not kept
@@ -198,12 +202,15 @@ class JobContext:
         self.method = config.method
         self.open_sink = open_sink
         self._skip = skip
+        self.cookies = config.cookies  # -b / --cookie-jar: a CookieStore; None leaves cookies off
         encoding = accept_encoding() if config.compressed else "identity"
-        self._template = RequestTemplate(config.user_agent, config.headers, encoding)
+        merge = config.cookies is not None  # -H Cookie and the stored ones in one field
+        self._template = RequestTemplate(config.user_agent, config.headers, encoding, config.proxies, merge)
         self._template_no_credentials = RequestTemplate(
             config.user_agent,
             tuple(h for h in config.headers if h[0].lower() not in CREDENTIAL_HEADERS),
             encoding,
+            config.proxies,
         )
 
     def admit(self, record: Target | InvalidLine | FetchResult) -> Job | FetchResult:
@@ -229,12 +236,14 @@ class JobContext:
                 )
         return Job(record, self)
 
-    def render(self, original: Target, current: Target) -> bytes:
-        """Request bytes; credentials given with -H go only to the listed URL's origin."""
+    def render(self, original: Target, current: Target, *, cookies: bool = False) -> bytes:
+        """Request bytes; credentials given with -H go only to the listed URL's origin, and
+        stored cookies (when the request leaves: ``cookies``) only where RFC 6265 sends them."""
         template = self._template if current.origin == original.origin else self._template_no_credentials
         validators = self.validators
         extra = validators.conditions(current.url) if validators is not None and current is original else b""
-        return template.render(self.method, current, self.config.keep_alive, extra)
+        cookie = self.cookies.header(current) if cookies and self.cookies is not None else None
+        return template.render(self.method, current, self.config.keep_alive, cookie, extra)
 
     def is_final(self, job: Job, head: ResponseHead) -> bool:
         """False when the response will be followed (redirect) or retried."""
@@ -270,7 +279,8 @@ class JobContext:
             if path is not None:
                 validators.saw(job.target.url, path, head)
         if error is None and head.status >= 300:
-            error = HTTPStatusError(status_message(head, self.config))
+            proxied = forward_refusal(head.status, self.config.proxies, job.current.scheme, job.current.host)
+            error = proxied or HTTPStatusError(status_message(head, self.config))
         result = self.result(job, head.status, path if error is None else None, error)
         if self.config.crawl:
             fields = tuple(

@@ -8,9 +8,13 @@ also define in 0.3 ms instead of 3.7 ms of every start.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from crawlsel import __version__
+
+if TYPE_CHECKING:
+    from crawlsel.cookies import CookieStore
+    from crawlsel.proxy import ProxySettings
 
 DEFAULT_USER_AGENT = f"crawlsel/{__version__}"
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -101,6 +105,9 @@ class Config(NamedTuple):
     update: bool = False  # a page saved before is asked for with its validators (update.py)
     raw_heads: bool = False  # keep each head as received (get -i prints it)
     warc: str | None = None  # --warc FILE: every exchange archived as received (archive.py)
+    proxies: ProxySettings | None = None  # --proxy, --noproxy and the environment
+    cookies: CookieStore | None = None  # -b / --cookie-jar: the run's cookies (mutable: kept as they come)
+    cookie_jar: str | None = None  # written at the end of the run
     crawl: bool = False  # records carry what link discovery needs (Content-Type, Link, Refresh)
 
 

@@ -8,6 +8,7 @@ more than a type (a CA file that loads) and makes the run's ``Config``.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,32 @@ def common_options(fn: Any) -> Any:
             multiple=True,
             type=ResolveType(),
             help="Connect to ADDR for HOST:PORT without DNS (repeatable).",
+        ),
+        click.option(
+            "-x",
+            "--proxy",
+            metavar="URL",
+            help="Proxy for every URL: http://[user:pass@]host:port, socks5h://, socks5://, socks4a://, "
+            "socks4:// (default: http_proxy, https_proxy, all_proxy; '' for none).",
+        ),
+        click.option(
+            "--noproxy",
+            metavar="LIST",
+            help="Hosts, addresses and CIDR ranges (comma-separated, '*' for all) not proxied; replaces no_proxy.",
+        ),
+        click.option(
+            "-b",
+            "--cookie",
+            "cookie_file",
+            metavar="FILE",
+            type=click.Path(exists=True, dir_okay=False),
+            help="Send the cookies of this Netscape cookie file (curl's, wget's); turns cookies on.",
+        ),
+        click.option(
+            "--cookie-jar",
+            metavar="FILE",
+            type=click.Path(dir_okay=False, writable=True),
+            help="Keep cookies servers set and write them all to FILE at the end; turns cookies on.",
         ),
         click.option("-4", "ip_version", flag_value=4, help="Use IPv4 addresses only."),
         click.option("-6", "ip_version", flag_value=6, help="Use IPv6 addresses only."),
@@ -285,5 +312,24 @@ def build_config(common: dict[str, Any], **specific: Any) -> Config:
             raise click.BadParameter(str(exc), param_hint="--cacert") from None
     if common["insecure"]:
         click.echo("crawlsel: warning: --insecure: TLS certificates are not verified", err=True)
-    fields = {k: v for k, v in common.items() if k != "trace"}
-    return Config(**fields, **specific)
+    from crawlsel.proxy import settings
+
+    try:
+        proxies = settings(common["proxy"], common["noproxy"], os.environ)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--proxy or the *_proxy variables") from None
+    cookies = None
+    jar = common["cookie_jar"]
+    if jar and not os.path.isdir(os.path.dirname(os.path.abspath(jar))):
+        raise click.BadParameter(f"the folder of {jar} does not exist", param_hint="--cookie-jar")
+    if common["cookie_file"] or jar:
+        from crawlsel.cookies import CookieStore
+
+        cookies = CookieStore()
+        if common["cookie_file"]:
+            try:
+                cookies.load(common["cookie_file"])
+            except (OSError, ValueError) as exc:
+                raise click.BadParameter(str(exc), param_hint="--cookie") from None
+    fields = {k: v for k, v in common.items() if k not in ("trace", "proxy", "noproxy", "cookie_file")}
+    return Config(**fields, proxies=proxies, cookies=cookies, **specific)

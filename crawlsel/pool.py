@@ -5,27 +5,32 @@ addresses, one TLS context built on the first https origin, the ``--trace``
 observer, ``get -i``'s parser; one shared receive buffer), keeps idle keep-alive ones in least-recently-used order,
 picks one for an origin's next request (an idle one, or a pipelined one when no
 new one may open), frees a slot by closing the oldest idle connection, and
-remembers which origins wait for a slot.  It counts what the summary shows.  It
+remembers which origins wait for a slot.  Each origin has its route: direct or
+one proxy (``Origin.route``), so keep-alive connections are pooled per proxy and
+origin; ``resolve`` looks up the names that route needs.  It counts what the summary shows.  It
 decides nothing about URLs: the dispatcher asks, the pool answers.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from crawlsel.connection import Connection
 from crawlsel.connector import Connector
 from crawlsel.connstate import ConnectionListener, IllegalTransition
+from crawlsel.errors import CrawlError, ProxyError, ResolveError
 from crawlsel.http11 import ResponseParser
 from crawlsel.loop import EventLoop
-from crawlsel.models import Config
-from crawlsel.resolver import Answer
+from crawlsel.models import Address, Config
+from crawlsel.resolver import Answer, Resolver
 
 if TYPE_CHECKING:
     import ssl
 
     from crawlsel.job import Job
+    from crawlsel.proxy import Proxy
     from crawlsel.tracing import Tracer
 
 RECV_BUFFER_BYTES = 256 * 1024  # one buffer for every recv_into of the run
@@ -34,16 +39,18 @@ RECV_BUFFER_BYTES = 256 * 1024  # one buffer for every recv_into of the run
 class Origin:
     """One scheme, host and port: its queue of jobs, its connections, its addresses."""
 
-    __slots__ = ("key", "queue", "conns", "idle", "addresses", "resolving")
+    __slots__ = ("key", "queue", "conns", "idle", "addresses", "resolving", "route", "peer")
 
-    def __init__(self, key: tuple[str, str, int]) -> None:
+    def __init__(self, key: tuple[str, str, int], route: Proxy | None = None) -> None:
         self.key = key
         self.queue: deque[Job] = deque()
         # Dicts as ordered sets: removing one of 10,000 connections is O(1).
         self.conns: dict[Connection, None] = {}
         self.idle: dict[Connection, None] = {}  # keep-alive connections waiting for a request
-        self.addresses: Answer | None = None
+        self.addresses: Answer | None = None  # the proxy's, when there is one
         self.resolving = False
+        self.route = route  # the proxy that carries its requests, None for direct
+        self.peer: Address | None = None  # its own address, for a SOCKS proxy told addresses
 
 
 class ConnectionPool:
@@ -67,8 +74,38 @@ class ConnectionPool:
     def origin(self, key: tuple[str, str, int]) -> Origin:
         origin = self.origins.get(key)
         if origin is None:
-            origin = self.origins[key] = Origin(key)
+            proxies = self.config.proxies
+            route = proxies.for_origin(key[0], key[1]) if proxies is not None else None
+            origin = self.origins[key] = Origin(key, route)
         return origin
+
+    def resolve(self, origin: Origin, resolver: Resolver, done: Callable[[Origin, Answer], None]) -> None:
+        """Look up what connecting to the origin needs: its addresses, or its proxy's
+        (and, for socks4:// and socks5://, which are given addresses, its own too)."""
+        _, host, port = origin.key
+        route = origin.route
+        if route is None:
+            resolver.lookup(host, port, lambda answer: done(origin, answer))
+            return
+
+        def proxy_found(answer: Answer) -> None:
+            if isinstance(answer, CrawlError):
+                done(origin, ProxyError(f"proxy {route.display}: {answer}"))
+            elif route.remote_dns:
+                done(origin, answer)
+            else:
+                resolver.lookup(host, port, lambda peer: peer_found(answer, peer))
+
+        def peer_found(proxy_addresses: list[Address], peer: Answer) -> None:
+            if not isinstance(peer, CrawlError):
+                usable = [a for a in peer if route.scheme == "socks5" or len(a[1]) == 2]
+                if not usable:
+                    peer = ResolveError(f"{host} has no IPv4 address, which SOCKS4 needs ({route.display})")
+                else:
+                    origin.peer = usable[0]
+            done(origin, peer if isinstance(peer, CrawlError) else proxy_addresses)
+
+        resolver.lookup(route.host, route.port, proxy_found)
 
     # --- choosing a connection -------------------------------------------------
 
@@ -150,6 +187,7 @@ class ConnectionPool:
             tls=self._tls_context() if origin.key[0] == "https" else None,
             server_hostname=origin.key[1],
             trace=trace,
+            **self._proxy_parts(origin),
         )
         origin.conns[conn] = None
         self.open += 1
@@ -159,6 +197,17 @@ class ConnectionPool:
         self.connections_by_host[host] = self.connections_by_host.get(host, 0) + 1
         conn.open(connector)
         return conn
+
+    def _proxy_parts(self, origin: Origin) -> dict:
+        """The connector's proxy and tunnel handshake for an origin reached through a proxy."""
+        route = origin.route
+        if route is None:
+            return {}
+        from crawlsel.tunnel import handshake_for  # proxied runs only
+
+        scheme, host, port = origin.key
+        tunnel = handshake_for(route, scheme, host, port, origin.peer, self.config.user_agent)
+        return {"proxy": route, "tunnel": tunnel}
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:  # built once, on the first https origin

@@ -13,11 +13,11 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from crawlsel.errors import ResolveError
+from crawlsel.errors import CrawlError, ResolveError
 from crawlsel.loop import EventLoop
 from crawlsel.models import Address
 
-Answer = list[Address] | ResolveError
+Answer = list[Address] | CrawlError  # a ResolveError, or a ProxyError for a proxy's name
 Callback = Callable[[Answer], None]
 GetAddrInfo = Callable[..., list]
 

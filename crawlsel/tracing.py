@@ -59,6 +59,8 @@ class ConnectionTrace:
                 self._note(f"connect failed: {os.strerror(args[0])}; trying the next address")
             case "tls":  # (version,)
                 self._note(f"TLS handshake done ({args[0]})")
+            case "tunnel":  # (handshake,): credentials never shown (Proxy.display)
+                self._note(f"{args[0].name} tunnel open through {args[0].proxy.display}")
             case "send":  # (bytes,)
                 self._note(f"send {args[0]} B")
             case "recv":  # (bytes,)

@@ -9,7 +9,6 @@ the end of a close-delimited body at EOF, and limits on the response head.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httptools
@@ -38,20 +37,64 @@ class UnrequestedResponse(UnexpectedData):
     answering twice.  The responses before it stand (as curl); the connection closes."""
 
 
-@dataclass(slots=True)
 class ResponseHead:
-    status: int
-    reason: str
-    version: str
-    headers: list[tuple[bytes, bytes]]
-    keep_alive: bool
-    content_length: int | None
-    chunked: bool
-    # Transfer codings to undo, in the order applied, without a final "chunked" (llhttp removes it).
-    transfer_codings: tuple[str, ...] = ()
-    # As received, interim 1xx heads first, when the parser was given a RawHeads (get -i).
-    raw: bytes = b""
-    raw_trailers: bytes = b""
+    """A final response's head.  A plain class with slots, not a dataclass: importing
+    dataclasses loads inspect, about 5 ms of every ``crawlsel get`` start."""
+
+    __slots__ = (
+        "status",
+        "reason",
+        "version",
+        "headers",
+        "keep_alive",
+        "content_length",
+        "chunked",
+        "transfer_codings",
+        "raw",
+        "raw_trailers",
+    )
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        version: str,
+        headers: list[tuple[bytes, bytes]],
+        keep_alive: bool,
+        content_length: int | None,
+        chunked: bool,
+        # Transfer codings to undo, in the order applied, without a final "chunked" (llhttp removes it).
+        transfer_codings: tuple[str, ...] = (),
+        # As received, interim 1xx heads first, when the parser was given a RawHeads (get -i).
+        raw: bytes = b"",
+        raw_trailers: bytes = b"",
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.version = version
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.content_length = content_length
+        self.chunked = chunked
+        self.transfer_codings = transfer_codings
+        self.raw = raw
+        self.raw_trailers = raw_trailers
+
+    def _fields(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ResponseHead) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={value!r}" for name, value in zip(self.__slots__, self._fields(), strict=True)
+        )
+        return f"ResponseHead({shown})"
 
     def header(self, name: str) -> str | None:
         """The last value of a header, decoded as Latin-1, or None."""

@@ -1,0 +1,201 @@
+"""The ``crawlsel`` entry point: ``get URL...`` and ``fetch [FILE]...`` without options start without click.
+
+Users call ``crawlsel get URL`` once per URL in shell loops; loading click and
+building its commands is about 15 ms of a start that curl and wget finish in
+under 10.  A command line of a command and its arguments alone, with no option
+and nothing for shell completion, is run here with click's defaults (the table
+below, which tests/test_quick.py holds equal to what click parses); any other goes
+to ``crawlsel.cli``, which gives the same result for these lines, only slower.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from crawlsel.models import DEFAULT_USER_AGENT
+
+# What click passes for the options of crawlsel.options.common_options when none is given.
+COMMON_DEFAULTS: dict[str, Any] = {
+    "user_agent": DEFAULT_USER_AGENT,
+    "headers": (),
+    "connect_timeout": 10.0,
+    "read_timeout": 30.0,
+    "pipeline": 1,
+    "cacert": None,
+    "insecure": False,
+    "pinned": (),
+    "ip_version": None,
+    "timeout": 120.0,
+    "speed_limit": 0,
+    "speed_time": 30.0,
+    "retries": 2,
+    "retry_delay": 1.0,
+    "max_retry_wait": 60.0,
+    "follow": True,
+    "max_redirects": 10,
+    "max_size": 1 << 30,
+    "compressed": True,
+    "trace": False,
+}
+GET_DEFAULTS: dict[str, Any] = {
+    "keep_alive": False,
+    "concurrency": 8,
+    "include": False,
+    "head_only": False,
+    "output_file": None,
+    "fail_quietly": False,
+    "silent": False,
+}
+FETCH_DEFAULTS: dict[str, Any] = {
+    "output_dir": Path("crawled_page"),
+    "concurrency": 64,
+    "per_host": 8,
+    "keep_alive": True,
+    "skip_existing": False,
+    "quiet": False,
+    "no_progress": False,
+    "json_lines": False,
+    "engine": "select",
+}
+
+
+def plain_params(args: list[str]) -> tuple[str, dict[str, Any]] | None:
+    """The command and the parameters click would give its function, or None if not a plain line."""
+    if not args or "_CRAWLSEL_COMPLETE" in os.environ:
+        return None
+    command, rest = args[0], tuple(args[1:])
+    if command == "get" and rest and not any(arg.startswith("-") for arg in rest):
+        return command, {"urls": rest, **GET_DEFAULTS, **COMMON_DEFAULTS}
+    if command == "fetch" and not any(arg.startswith("-") and arg != "-" for arg in rest):
+        return command, {"sources": rest, **FETCH_DEFAULTS, **COMMON_DEFAULTS}
+    return None
+
+
+def main() -> None:
+    plain = plain_params(sys.argv[1:])
+    if plain is None:
+        from crawlsel.cli import main as click_main
+
+        click_main()
+        return
+    command, params = plain
+    try:
+        (_get if command == "get" else _fetch)(**params)
+    except (EOFError, KeyboardInterrupt):  # as click's main: before the run has its handler
+        sys.stderr.write("\nAborted!\n")
+        sys.exit(1)
+    except BrokenPipeError:  # as click's main: a closed stdout is not an error to show
+        sys.stdout = _Quiet(sys.stdout)
+        sys.stderr = _Quiet(sys.stderr)
+        sys.exit(1)
+
+
+def config_of(common: dict[str, Any], **specific: Any) -> Any:
+    """``build_config`` for no options given: no CA file to check, no --insecure warning."""
+    from crawlsel.models import Config
+
+    return Config(**{k: v for k, v in common.items() if k != "trace"}, **specific)
+
+
+def _fetch(
+    sources: tuple[str, ...],
+    output_dir: Path,
+    concurrency: int,
+    per_host: int,
+    keep_alive: bool,
+    skip_existing: bool,
+    quiet: bool,
+    no_progress: bool,
+    json_lines: bool,
+    engine: str,
+    **common: Any,
+) -> None:
+    """``crawlsel.cli.fetch`` with no option given."""
+    from crawlsel.clirun import run_and_summarise, usage_exit
+    from crawlsel.errors import SourceError
+    from crawlsel.frontier import ListFrontier
+    from crawlsel.report import RunReport
+    from crawlsel.sources import check_readable, read_targets
+
+    sources = sources or ("urls.txt",)
+    for name in sources:
+        if name != "-":
+            try:
+                check_readable(name)
+            except SourceError as exc:
+                usage_exit(str(exc))
+    config = config_of(
+        common,
+        output_dir=output_dir,
+        concurrency=concurrency,
+        per_host=per_host,
+        keep_alive=keep_alive,
+        skip_existing=skip_existing,
+    )
+    report = RunReport(json_out=None, quiet=quiet, progress=not no_progress)
+    frontier = ListFrontier(read_targets(sources), dedupe=config.dedupe)
+    sys.exit(run_and_summarise(config, frontier, report.on_result, report, engine=engine))
+
+
+def _get(
+    urls: tuple[str, ...],
+    keep_alive: bool,
+    concurrency: int,
+    include: bool,
+    head_only: bool,
+    output_file: str | None,
+    fail_quietly: bool,
+    silent: bool,
+    **common: Any,
+) -> None:
+    """``crawlsel.cli.get`` with no option given: bodies in order on stdout, errors on stderr."""
+    from crawlsel.clirun import run_and_summarise, say
+    from crawlsel.frontier import ListFrontier
+    from crawlsel.ordered_output import OrderedOutput
+    from crawlsel.report import RunReport, printable
+    from crawlsel.sources import argument_records
+
+    config = config_of(
+        common,
+        concurrency=concurrency,
+        per_host=concurrency,
+        keep_alive=keep_alive,
+        method="GET",
+        dedupe=False,
+        raw_heads=False,
+    )
+    output = OrderedOutput(sys.stdout.buffer)
+    report = RunReport(quiet=True)
+
+    def on_result(result: Any) -> None:
+        report.on_result(result)
+        if result.error is not None and not output.closed:
+            say(f"crawlsel: {printable(result.url)}: {printable(result.error)}")
+        output.finished(result.index)
+
+    frontier = ListFrontier(argument_records(urls), dedupe=config.dedupe)
+    status = run_and_summarise(config, frontier, on_result, report, open_sink=output.open)
+    if output.closed:
+        # The reader went away (| head): as cat, stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(status)
+
+
+class _Quiet:
+    """click's _PacifyFlushWrapper: a stream whose flush ignores a closed pipe at exit."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)

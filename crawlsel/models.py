@@ -2,10 +2,10 @@
 
 They are NamedTuples rather than frozen dataclasses: one is built per URL (two
 with its result), and a tuple is built several times faster; the four classes
-also define in 0.3 ms instead of 3.7 ms of every start.
+also define in 0.3 ms instead of 3.7 ms of every start.  This module has no
+``from __future__ import annotations``: NamedTuple compiles every string annotation
+into a ForwardRef, 3 ms for these 60 fields; evaluated ones cost next to nothing.
 """
-
-from __future__ import annotations
 
 from pathlib import Path
 from typing import NamedTuple

@@ -247,7 +247,7 @@ def test_get_pipe_closed_by_reader(server: HTTPTestServer) -> None:
 # stands for every crawl module, "redis" for every Redis one.  Loading ssl and json is about
 # 11 ms of every start, click 15 ms, rich 20 ms; https, --json and a terminal load them when used.
 UNUSED = (
-    "ssl json rich redis hiredis sqlite3 selectolax protego dataclasses asyncio hashlib statistics "
+    "ssl json rich redis hiredis sqlite3 selectolax protego dataclasses asyncio hashlib statistics random "
     "crawlsel.crawl crawlsel.compare crawlsel.engines.procedure crawlsel.workercommands crawlsel.tls"
 ).split()
 # Without an option the entry point (crawlsel.quick) does not load click (nor the inspect

@@ -258,13 +258,17 @@ UNUSED_WITHOUT_OPTIONS = [*UNUSED, "click", "inspect", "crawlsel.cli", "crawlsel
 def loaded_by(argv: list[str], stdin: str, cwd: Path, entry: str) -> list[str]:
     """Run crawlsel's entry point in a fresh interpreter; the modules of ``UNUSED`` it loaded."""
     probe = (
-        "import sys\n"
+        "import os, sys\n"
+        "def leave(code, exit=os._exit):\n"  # crawlsel.quick leaves with os._exit
+        "    print('\\n@', int(code or 0), *sorted(sys.modules), file=sys.stderr, flush=True)\n"
+        "    exit(int(code or 0))\n"
+        "os._exit = leave\n"
         f"from {entry} import main\n"
         f"sys.argv = ['crawlsel', *{argv!r}]\n"
         "try:\n"
         "    main()\n"
         "except SystemExit as exit:\n"
-        "    print('\\n@', int(exit.code or 0), *sorted(sys.modules), file=sys.stderr)\n"
+        "    leave(exit.code)\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", probe], input=stdin, capture_output=True, text=True, cwd=cwd, timeout=30

@@ -75,11 +75,20 @@ def plain_params(args: list[str]) -> tuple[str, dict[str, Any]] | None:
 
 
 def main() -> None:
-    plain = plain_params(sys.argv[1:])
+    args = sys.argv[1:]
+    plain = plain_params(args)
     if plain is None:
         from crawlsel.cli import main as click_main
 
-        click_main()
+        if args[:1] != ["get"] and args[:1] != ["fetch"]:
+            click_main()  # crawl, the Redis commands, compare: the interpreter's own exit
+            return
+        try:
+            click_main()
+        except SystemExit as exit:  # get and fetch close what they open: leave as below
+            if exit.code is None or isinstance(exit.code, int):
+                _leave(exit.code or 0)
+            raise
         return
     command, params = plain
     try:

@@ -130,3 +130,24 @@ def test_a_click_error_is_still_clicks() -> None:
     assert proc.returncode == 2
     assert "Error: No such option '--no-such-option'." in proc.stderr
     assert proc.stderr.startswith("Usage: python -m crawlsel get [OPTIONS] URL...")
+
+
+def test_get_and_fetch_with_options_leave_nothing_unwritten(server: HTTPTestServer, tmp_path: Path) -> None:
+    """Both leave with os._exit after flushing the standard streams: a file and --json lines are whole."""
+    urls = [server.add(f"/b{i}", bytes([65 + i]) * 70000) for i in range(3)]
+    out = tmp_path / "body"
+    got = subprocess.run([*CRAWLSEL, "get", "-o", str(out), *urls], capture_output=True, timeout=30)
+    assert got.returncode == 0, got.stderr
+    assert out.read_bytes() == b"".join(bytes([65 + i]) * 70000 for i in range(3))
+    listed = tmp_path / "urls.txt"
+    listed.write_text("\n".join(urls) + "\n")
+    fetched = subprocess.run(
+        [*CRAWLSEL, "fetch", str(listed), "-o", str(tmp_path / "o"), "--json", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert fetched.returncode == 0, fetched.stderr
+    assert sorted(line.split('"url": ')[1].split(",")[0] for line in fetched.stdout.splitlines()) == [
+        f'"{u}"' for u in urls
+    ]

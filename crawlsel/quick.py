@@ -1,9 +1,9 @@
-"""The ``crawlsel`` entry point: ``get URL...`` and ``fetch [FILE]...`` without options start without click.
+"""The ``crawlsel`` entry point: ``get URL...`` and ``fetch [FILE]...`` start without click.
 
 Users call ``crawlsel get URL`` once per URL in shell loops; loading click and
 building its commands is about 15 ms of a start that curl and wget finish in
-under 10.  A command line of a command and its arguments alone, with no option
-and nothing for shell completion, is run here with click's defaults (the table
+under 10.  A command line of a command, its arguments and a few flags (``FLAGS``),
+with nothing for shell completion, is run here with click's defaults (the tables
 below, which tests/test_quick.py holds equal to what click parses); any other goes
 to ``crawlsel.cli``, which gives the same result for these lines, only slower.
 """
@@ -62,16 +62,36 @@ FETCH_DEFAULTS: dict[str, Any] = {
 }
 
 
+# Flags (options without a value) a plain line may carry, exactly as spelled here.
+FLAGS: dict[str, dict[str, str]] = {
+    "get": {"-s": "silent", "--silent": "silent"},
+    "fetch": {
+        "-q": "quiet",
+        "--quiet": "quiet",
+        "--no-progress": "no_progress",
+        "--json": "json_lines",
+        "--skip-existing": "skip_existing",
+    },
+}
+
+
 def plain_params(args: list[str]) -> tuple[str, dict[str, Any]] | None:
     """The command and the parameters click would give its function, or None if not a plain line."""
-    if not args or "_CRAWLSEL_COMPLETE" in os.environ:
+    if not args or args[0] not in FLAGS or "_CRAWLSEL_COMPLETE" in os.environ:
         return None
-    command, rest = args[0], tuple(args[1:])
-    if command == "get" and rest and not any(arg.startswith("-") for arg in rest):
-        return command, {"urls": rest, **GET_DEFAULTS, **COMMON_DEFAULTS}
-    if command == "fetch" and not any(arg.startswith("-") and arg != "-" for arg in rest):
-        return command, {"sources": rest, **FETCH_DEFAULTS, **COMMON_DEFAULTS}
-    return None
+    command, flags = args[0], FLAGS[args[0]]
+    params = {**(GET_DEFAULTS if command == "get" else FETCH_DEFAULTS), **COMMON_DEFAULTS}
+    positional = []
+    for arg in args[1:]:
+        if arg in flags:
+            params[flags[arg]] = True
+        elif arg.startswith("-") and not (arg == "-" and command == "fetch"):
+            return None  # an option with a value, a bundle such as -qs, "--", a typo: click's
+        else:
+            positional.append(arg)
+    if command == "get":
+        return (command, {"urls": tuple(positional), **params}) if positional else None
+    return command, {"sources": tuple(positional), **params}
 
 
 def main() -> None:
@@ -138,7 +158,7 @@ def _fetch(
     engine: str,
     **common: Any,
 ) -> None:
-    """``crawlsel.cli.fetch`` with no option given."""
+    """``crawlsel.cli.fetch`` with no option but ``FLAGS`` given."""
     from crawlsel.clirun import run_and_summarise, usage_exit
     from crawlsel.errors import SourceError
     from crawlsel.frontier import ListFrontier
@@ -160,7 +180,7 @@ def _fetch(
         keep_alive=keep_alive,
         skip_existing=skip_existing,
     )
-    report = RunReport(json_out=None, quiet=quiet, progress=not no_progress)
+    report = RunReport(json_out=sys.stdout if json_lines else None, quiet=quiet, progress=not no_progress)
     frontier = ListFrontier(read_targets(sources), dedupe=config.dedupe)
     sys.exit(run_and_summarise(config, frontier, report.on_result, report, engine=engine))
 
@@ -176,7 +196,7 @@ def _get(
     silent: bool,
     **common: Any,
 ) -> None:
-    """``crawlsel.cli.get`` with no option given: bodies in order on stdout, errors on stderr."""
+    """``crawlsel.cli.get`` with no option but -s: bodies in order on stdout, errors on stderr."""
     from crawlsel.clirun import run_and_summarise, say
     from crawlsel.frontier import ListFrontier
     from crawlsel.ordered_output import OrderedOutput
@@ -197,7 +217,7 @@ def _get(
 
     def on_result(result: Any) -> None:
         report.on_result(result)
-        if result.error is not None and not output.closed:
+        if result.error is not None and not output.closed and not silent:
             say(f"crawlsel: {printable(result.url)}: {printable(result.error)}")
         output.finished(result.index)
 

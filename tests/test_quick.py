@@ -22,6 +22,8 @@ PLAIN_LINES = [
     ["get", "http://h/a", "https://h/b", "not a url"],
     ["fetch"],
     ["fetch", "list.txt", "-"],
+    ["get", "-s", "http://h/a", "--silent"],
+    ["fetch", "-q", "list.txt", "--json", "--no-progress", "--skip-existing", "--quiet"],
 ]
 
 
@@ -72,7 +74,11 @@ def test_a_plain_line_builds_the_config_click_builds(args: list[str], specific: 
         ["get"],  # click says a URL is required
         ["get", "-i", "http://h/a"],
         ["get", "http://h/a", "--keep-alive"],
-        ["fetch", "--json"],
+        ["fetch", "--json=1"],
+        ["fetch", "-qo", "out"],
+        ["fetch", "--", "list.txt"],
+        ["get", "-sf", "http://h/a"],
+        ["get", "-s"],
         ["fetch", "-h"],
         ["--version"],
         ["crawl", "http://h/"],
@@ -150,4 +156,20 @@ def test_get_and_fetch_with_options_leave_nothing_unwritten(server: HTTPTestServ
     assert fetched.returncode == 0, fetched.stderr
     assert sorted(line.split('"url": ')[1].split(",")[0] for line in fetched.stdout.splitlines()) == [
         f'"{u}"' for u in urls
+    ]
+
+
+def test_plain_flags_do_what_clicks_do(server: HTTPTestServer, tmp_path: Path) -> None:
+    urls = [server.add("/a", b"A"), server.add("/missing", b"gone", status=404)]
+    quick = subprocess.run([*CRAWLSEL, "get", "-s", *urls], capture_output=True, timeout=30)
+    clicked = CliRunner().invoke(main, ["get", "-s", *urls], catch_exceptions=False)
+    assert (quick.returncode, quick.stdout, quick.stderr) == (1, clicked.stdout_bytes, b"")
+    assert clicked.exit_code == 1 and clicked.stderr == ""
+    (tmp_path / "urls.txt").write_text("\n".join(urls) + "\n")
+    fetched = subprocess.run(
+        [*CRAWLSEL, "fetch", "--json", "-q"], cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
+    assert fetched.returncode == 1 and fetched.stderr == ""
+    assert sorted(line.split(",")[0] for line in fetched.stdout.splitlines()) == [
+        f'{{"url": "{u}"' for u in urls
     ]

@@ -1,6 +1,6 @@
 """crawlsel against curl -Z, aiohttp, requests + threads and wget on the same corpus.
 
-    python bench/run.py [--quick] [--repeat N] [--only small,latency,big,scale,c10k,crawl]
+    python bench/run.py [--quick] [--repeat N] [--only tiny,small,latency,big,scale,c10k,crawl]
 
 Serves a generated corpus from nginx on 127.0.0.1 (installing nginx-light when it is
 missing and this is root on a Debian-like system; else a Python server, with a
@@ -11,7 +11,8 @@ is checked byte for byte (sha256) against the corpus.  Output goes to /dev/shm w
 it exists: on these machines a disk with online discard makes writes after a large
 delete erratic.  The crawl scenario (crawlsel crawl against wget -r, Scrapy and
 crawlsel fetch on two sites) is bench/crawl.py, run last with the same --quick and
---repeat.
+--repeat.  The tiny scenario (bench/tiny.py: one `crawlsel get`, and `crawlsel fetch` of
+the 6 demo pages, against curl and wget, many runs each) runs first.
 """
 
 from __future__ import annotations
@@ -483,7 +484,13 @@ def main() -> int:
     if wanted:
         scenarios = [s for s in scenarios if s.name in wanted]
     repeat = 1 if quick else args.repeat
+    tiny_table = ""
     try:
+        if not wanted or "tiny" in wanted:
+            import tiny  # bench/tiny.py: start-up, many short runs
+
+            runs = 10 if quick else 20 * repeat
+            tiny_table = tiny.run(CRAWLSEL, PY, s_url, base / "site", base / "run" / "tiny", runs, CHILD_ENV)
         for scenario in scenarios:
             run_scenario(
                 scenario,
@@ -498,6 +505,8 @@ def main() -> int:
         f"\n## crawlsel benchmark, {time.strftime('%Y-%m-%d')}, {platform.node()}: "
         f"{os.cpu_count()} cores, Python {platform.python_version()}, output on {root}\n"
     )
+    if tiny_table:
+        print(tiny_table)
     for scenario in scenarios:
         print(table(scenario))
     if not wanted or "crawl" in wanted:

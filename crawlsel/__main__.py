@@ -1,5 +1,5 @@
-"""``python -m crawlsel`` runs the command line."""
+"""``python -m crawlsel`` runs the command line (plain ``get`` and ``fetch`` lines without click)."""
 
-from crawlsel.cli import main
+from crawlsel.quick import main
 
 main()

@@ -16,19 +16,24 @@ import click
 
 from crawlsel import __version__
 from crawlsel.clirun import EXIT_CODES_HELP, run_and_summarise, usage_exit
-from crawlsel.crawlcommand import crawl
 from crawlsel.engines import ENGINES
 from crawlsel.errors import ExitStatus, SourceError
 from crawlsel.frontier import ListFrontier
 from crawlsel.http11 import ResponseHead
+from crawlsel.lazygroup import LazyGroup
 from crawlsel.models import FetchResult, Target
 from crawlsel.options import build_config, common_options, run_options
 from crawlsel.report import RunReport, printable
 from crawlsel.sources import argument_records, check_readable, read_targets
-from crawlsel.workercommands import enqueue, results, status, worker
+
+# The crawl's and the Redis commands are imported when named (crawlsel.lazygroup).
+LAZY = {"crawl": "crawlsel.crawlcommand:crawl"}
+LAZY.update({name: f"crawlsel.workercommands:{name}" for name in ("enqueue", "worker", "status", "results")})
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
+@click.group(
+    cls=LazyGroup, lazy=LAZY, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP
+)
 @click.version_option(__version__, prog_name="crawlsel")
 def main() -> None:
     """Fetch lists of web pages concurrently, on one thread, with a selector event loop.
@@ -302,8 +307,3 @@ class _WithTrailers:
 
     def discard(self) -> None:
         self._part.discard()
-
-
-main.add_command(crawl)
-for _command in (enqueue, worker, status, results):  # scale-out on Redis (issue 14)
-    main.add_command(_command)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import click
-
 from crawlsel.errors import ExitStatus
 from crawlsel.frontier import Frontier
 from crawlsel.models import Config
@@ -26,8 +24,15 @@ Exit status:
   130  interrupted (Ctrl-C)"""
 
 
+def say(line: str) -> None:
+    """One line on stderr, as ``click.echo(err=True)`` writes it, without loading click:
+    ``crawlsel get`` in a shell loop starts without it (crawlsel.quick)."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
 def usage_exit(message: str) -> None:
-    click.echo(f"crawlsel: error: {printable(message)}", err=True)
+    say(f"crawlsel: error: {printable(message)}")
     sys.exit(ExitStatus.USAGE)
 
 
@@ -53,7 +58,7 @@ def run_and_summarise(
         pacing=pacing,
         tick=report.tick if report.live else None,
         stop_when=lambda: report.json_closed,
-        warn=lambda message: click.echo(f"crawlsel: warning: {message}", err=True),
+        warn=lambda message: say(f"crawlsel: warning: {message}"),
     )
     outcome = run.execute()
     if outcome.usage_error is not None:
@@ -66,7 +71,7 @@ def run_and_summarise(
             jar_error = f"cannot write the cookie jar {config.cookie_jar}: {exc.strerror or exc}"
     status = summarise(report, outcome.interrupted, outcome.connections_by_host or None)
     if jar_error is not None:
-        click.echo(f"crawlsel: error: {printable(jar_error)}", err=True)
+        say(f"crawlsel: error: {printable(jar_error)}")
         return ExitStatus.FAILED if status == ExitStatus.OK else status
     return status
 
@@ -74,7 +79,7 @@ def run_and_summarise(
 def usage_failed(report: RunReport, message: str) -> int:
     """An unusable output folder, or a URL list unreadable in the middle of the run."""
     report.close(summary=False)
-    click.echo(f"crawlsel: error: {printable(message)}", err=True)
+    say(f"crawlsel: error: {printable(message)}")
     return ExitStatus.USAGE
 
 

@@ -9,7 +9,6 @@ the end of a close-delimited body at EOF, and limits on the response head.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httptools
@@ -17,6 +16,7 @@ import httptools
 from crawlsel import llhttp
 from crawlsel.errors import ConnectionClosed, ProtocolError
 from crawlsel.llhttp import llhttp_message, merge_content_lengths, new_parser
+from crawlsel.responsehead import ResponseHead
 
 if TYPE_CHECKING:
     from crawlsel.rawhead import RawHeads
@@ -37,37 +37,6 @@ class UnexpectedData(ProtocolError):
 class UnrequestedResponse(UnexpectedData):
     """What followed the last expected response begins like a status line: a server
     answering twice.  The responses before it stand (as curl); the connection closes."""
-
-
-@dataclass(slots=True)
-class ResponseHead:
-    status: int
-    reason: str
-    version: str
-    headers: list[tuple[bytes, bytes]]
-    keep_alive: bool
-    content_length: int | None
-    chunked: bool
-    # Transfer codings to undo, in the order applied, without a final "chunked" (llhttp removes it).
-    transfer_codings: tuple[str, ...] = ()
-    # As received, interim 1xx heads first, when the parser was given a RawHeads (get -i).
-    raw: bytes = b""
-    raw_trailers: bytes = b""
-    wire: bytes = b""
-
-    def header(self, name: str) -> str | None:
-        """The last value of a header, decoded as Latin-1, or None."""
-        wanted = name.lower().encode("latin-1")
-        for key, value in reversed(self.headers):
-            if key.lower() == wanted:
-                return value.decode("latin-1")
-        return None
-
-    def field(self, name: str) -> str | None:
-        """All field lines of a name as one comma-separated list (RFC 9110 5.3), or None."""
-        wanted = name.lower().encode("latin-1")
-        values = [value for key, value in self.headers if key.lower() == wanted]
-        return b", ".join(values).decode("latin-1") if values else None
 
 
 # What ``feed`` found, in order, for the caller to take with ``take_events`` and act

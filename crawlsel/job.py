@@ -10,7 +10,6 @@ Nothing here does I/O: a final response's page is committed by the caller
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple, Protocol
@@ -353,6 +352,8 @@ class JobContext:
         config = self.config
         if job.attempts > config.retries or job.expired:
             return None
+        import random  # only a retry needs it: not start-up time
+
         delay = config.retry_delay * 2 ** (job.attempts - 1) * random.uniform(0.5, 1.0)
         if head is not None:
             asked = retry_after(head.header("retry-after"))

@@ -2,10 +2,10 @@
 
 They are NamedTuples rather than frozen dataclasses: one is built per URL (two
 with its result), and a tuple is built several times faster; the four classes
-also define in 0.3 ms instead of 3.7 ms of every start.
+also define in 0.3 ms instead of 3.7 ms of every start.  This module has no
+``from __future__ import annotations``: NamedTuple compiles every string annotation
+into a ForwardRef, 3 ms for these 60 fields; evaluated ones cost next to nothing.
 """
-
-from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -105,8 +105,8 @@ class Config(NamedTuple):
     update: bool = False  # a page saved before is asked for with its validators (update.py)
     raw_heads: bool = False  # keep each head as received (get -i prints it)
     warc: str | None = None  # --warc FILE: every exchange archived as received (archive.py)
-    proxies: ProxySettings | None = None  # --proxy, --noproxy and the environment
-    cookies: CookieStore | None = None  # -b / --cookie-jar: the run's cookies (mutable: kept as they come)
+    proxies: "ProxySettings | None" = None  # --proxy, --noproxy and the environment
+    cookies: "CookieStore | None" = None  # -b / --cookie-jar: the run's cookies (mutable: kept as they come)
     cookie_jar: str | None = None  # written at the end of the run
     crawl: bool = False  # records carry what link discovery needs (Content-Type, Link, Refresh)
 

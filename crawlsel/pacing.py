@@ -11,7 +11,6 @@ and the dispatcher does not ask.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -76,6 +75,8 @@ class Pacing:
         if gap <= 0:
             return False
         if self._random:
+            import random  # only --random-delay needs it: not start-up time
+
             gap *= random.uniform(0.5, 1.5)
         self._next[origin] = now + gap
         return True

@@ -87,12 +87,10 @@ class RunReport:
         self._tty = _isatty(self._stderr)
         self._console: Any = None
         self._progress: Any = None
-        if self._tty:
-            # rich is imported only for a terminal: pipelines start faster without it.
-            from rich.console import Console
-
-            self._console = Console(file=self._stderr, highlight=False)
         if progress and self._tty and not quiet:
+            # rich is imported only for a terminal that shows something (a quiet
+            # ``get`` in a shell loop does not): pipelines start faster without it.
+            self._console = _console(self._stderr)
             from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
             self._progress = Progress(
@@ -183,7 +181,9 @@ class RunReport:
         if self._quiet or not summary:
             return
         text = self.summary(interrupted=interrupted, connections=connections or {})
-        if self._console is not None:
+        if self._tty:
+            if self._console is None:
+                self._console = _console(self._stderr)
             self._console.print(text, markup=False, soft_wrap=True, end="")
         else:
             self._stderr.write(text)
@@ -274,6 +274,12 @@ class TraceWriter:
     def __call__(self, fd: int, text: str) -> None:
         self._stream.write(f"+{time.monotonic() - self._t0:.3f} fd={fd} {printable(text)}\n")
         self._stream.flush()
+
+
+def _console(stream: IO[str]) -> Any:
+    from rich.console import Console
+
+    return Console(file=stream, highlight=False)
 
 
 def _isatty(stream: IO[str]) -> bool:

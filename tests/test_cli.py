@@ -243,20 +243,82 @@ def test_get_pipe_closed_by_reader(server: HTTPTestServer) -> None:
 # --- start-up ------------------------------------------------------------------------
 
 
-def test_a_plain_http_run_loads_neither_ssl_nor_json(server: HTTPTestServer, tmp_path: Path) -> None:
-    """Loading them is about 11 ms of every start; https and --json load them when used."""
-    url = server.add("/a", b"a")
+# What a plain-http get or fetch (stderr not a terminal, no --json) never uses; "crawlsel.crawl"
+# stands for every crawl module, "redis" for every Redis one.  Loading ssl and json is about
+# 11 ms of every start, click 15 ms, rich 20 ms; https, --json and a terminal load them when used.
+UNUSED = (
+    "ssl json rich redis hiredis sqlite3 selectolax protego dataclasses asyncio hashlib statistics random "
+    "crawlsel.crawl crawlsel.compare crawlsel.engines.procedure crawlsel.workercommands crawlsel.tls"
+).split()
+# Without an option the entry point (crawlsel.quick) does not load click (nor the inspect
+# module click loads) either.
+UNUSED_WITHOUT_OPTIONS = [*UNUSED, "click", "inspect", "crawlsel.cli", "crawlsel.options", "crawlsel.engines"]
+
+
+def loaded_by(argv: list[str], stdin: str, cwd: Path, entry: str) -> list[str]:
+    """Run crawlsel's entry point in a fresh interpreter; the modules of ``UNUSED`` it loaded."""
     probe = (
-        "import sys\n"
-        "from crawlsel.cli import main\n"
+        "import os, sys\n"
+        "def leave(code, exit=os._exit):\n"  # crawlsel.quick leaves with os._exit
+        "    print('\\n@', int(code or 0), *sorted(sys.modules), file=sys.stderr, flush=True)\n"
+        "    exit(int(code or 0))\n"
+        "os._exit = leave\n"
+        f"from {entry} import main\n"
+        f"sys.argv = ['crawlsel', *{argv!r}]\n"
         "try:\n"
-        f"    main(['fetch', '-', '-o', {str(tmp_path / 'out')!r}, '-q'])\n"
+        "    main()\n"
         "except SystemExit as exit:\n"
-        "    print(int(exit.code or 0), 'ssl' in sys.modules, 'json' in sys.modules)\n"
+        "    leave(exit.code)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", probe], input=url + "\n", capture_output=True, text=True)
-    assert proc.stdout.split() == ["0", "False", "False"], proc.stderr
-    assert (tmp_path / "out" / f"127.0.0.1_{server.port}" / "a").read_bytes() == b"a"
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], input=stdin, capture_output=True, text=True, cwd=cwd, timeout=30
+    )
+    _, _, last = proc.stderr.rpartition("\n@ ")
+    status, *modules = last.split()
+    assert status == "0", proc.stderr
+    return modules
+
+
+def unused_among(modules: list[str], unused: list[str]) -> list[str]:
+    return [m for m in modules if any(m == u or m.startswith((u + ".", u + "_")) for u in unused)]
+
+
+@pytest.mark.parametrize(
+    ("argv", "unused"),
+    [
+        (["get", "URL"], UNUSED_WITHOUT_OPTIONS),
+        (["fetch", "-"], UNUSED_WITHOUT_OPTIONS),
+        (["get", "-s", "URL"], UNUSED_WITHOUT_OPTIONS),
+        (["get", "-f", "URL"], UNUSED),
+        (["fetch", "-", "-o", "out", "-q"], UNUSED),
+        (["get", "--keep-alive", "URL"], [*UNUSED, "crawlsel.crawlcommand"]),
+    ],
+    ids=["get", "fetch", "get-flag", "get-option", "fetch-options", "get-lazy-commands"],
+)
+@pytest.mark.parametrize("entry", ["crawlsel.quick", "crawlsel.cli"])
+def test_a_plain_http_run_loads_only_what_it_uses(
+    server: HTTPTestServer, tmp_path: Path, argv: list[str], unused: list[str], entry: str
+) -> None:
+    """-X importtime shows each of these costing a ``crawlsel get`` in a shell loop."""
+    url = server.add("/a", b"a")
+    if entry == "crawlsel.cli":  # click's own entry: no fast path, but no unused subcommand
+        unused = [u for u in unused if u not in UNUSED_WITHOUT_OPTIONS or u in UNUSED]
+    argv = [url if arg == "URL" else arg for arg in argv]
+    modules = loaded_by(argv, url + "\n", tmp_path, entry)
+    assert "crawlsel.run" in modules
+    assert unused_among(modules, unused) == []
+    if argv[0] == "fetch":
+        saved = tmp_path / ("out" if "out" in argv else "crawled_page") / f"127.0.0.1_{server.port}" / "a"
+        assert saved.read_bytes() == b"a"
+
+
+def test_json_and_a_terminal_load_what_they_use(server: HTTPTestServer, tmp_path: Path) -> None:
+    """The probe above would pass if it never saw a module: here the same probe does."""
+    url = server.add("/a", b"a")
+    modules = loaded_by(["fetch", "-", "--json", "-q"], url + "\n", tmp_path, "crawlsel.quick")
+    assert unused_among(modules, UNUSED) == ["json", *[m for m in modules if m.startswith("json.")]]
+    assert "click" not in modules  # a flag of crawlsel.quick's
+    assert "click" in loaded_by(["fetch", "-", "-c", "2", "-q"], url + "\n", tmp_path, "crawlsel.quick")
 
 
 def test_the_installed_script_runs_outside_the_sources(tmp_path: Path) -> None:

@@ -1,0 +1,259 @@
+"""The ``crawlsel`` entry point: ``get URL...`` and ``fetch [FILE]...`` start without click.
+
+Users call ``crawlsel get URL`` once per URL in shell loops; loading click and
+building its commands is about 15 ms of a start that curl and wget finish in
+under 10.  A command line of a command, its arguments and a few flags (``FLAGS``),
+with nothing for shell completion, is run here with click's defaults (the tables
+below, which tests/test_quick.py holds equal to what click parses); any other goes
+to ``crawlsel.cli``, which gives the same result for these lines, only slower.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from crawlsel.models import DEFAULT_USER_AGENT
+
+# What click passes for the options of crawlsel.options.common_options when none is given.
+COMMON_DEFAULTS: dict[str, Any] = {
+    "user_agent": DEFAULT_USER_AGENT,
+    "headers": (),
+    "connect_timeout": 10.0,
+    "read_timeout": 30.0,
+    "pipeline": 1,
+    "cacert": None,
+    "insecure": False,
+    "pinned": (),
+    "ip_version": None,
+    "timeout": 120.0,
+    "speed_limit": 0,
+    "speed_time": 30.0,
+    "retries": 2,
+    "retry_delay": 1.0,
+    "max_retry_wait": 60.0,
+    "follow": True,
+    "max_redirects": 10,
+    "max_size": 1 << 30,
+    "compressed": True,
+    "trace": False,
+    "proxy": None,
+    "noproxy": None,
+    "cookie_file": None,
+    "cookie_jar": None,
+}
+GET_DEFAULTS: dict[str, Any] = {
+    "keep_alive": False,
+    "concurrency": 8,
+    "include": False,
+    "head_only": False,
+    "output_file": None,
+    "fail_quietly": False,
+    "silent": False,
+}
+FETCH_DEFAULTS: dict[str, Any] = {
+    "output_dir": Path("crawled_page"),
+    "concurrency": 64,
+    "per_host": 8,
+    "keep_alive": True,
+    "skip_existing": False,
+    "quiet": False,
+    "no_progress": False,
+    "json_lines": False,
+    "engine": "select",
+    "update": False,
+    "warc": None,
+}
+
+
+# A proxy the environment names is read and checked by crawlsel.options (and its errors
+# are click's): a line run with one set goes there.
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
+
+# Flags (options without a value) a plain line may carry, exactly as spelled here.
+FLAGS: dict[str, dict[str, str]] = {
+    "get": {"-s": "silent", "--silent": "silent"},
+    "fetch": {
+        "-q": "quiet",
+        "--quiet": "quiet",
+        "--no-progress": "no_progress",
+        "--json": "json_lines",
+        "--skip-existing": "skip_existing",
+    },
+}
+
+
+def plain_params(args: list[str]) -> tuple[str, dict[str, Any]] | None:
+    """The command and the parameters click would give its function, or None if not a plain line."""
+    if not args or args[0] not in FLAGS or "_CRAWLSEL_COMPLETE" in os.environ:
+        return None
+    if any(os.environ.get(name) for name in PROXY_VARIABLES):
+        return None
+    command, flags = args[0], FLAGS[args[0]]
+    params = {**(GET_DEFAULTS if command == "get" else FETCH_DEFAULTS), **COMMON_DEFAULTS}
+    positional = []
+    for arg in args[1:]:
+        if arg in flags:
+            params[flags[arg]] = True
+        elif arg.startswith("-") and not (arg == "-" and command == "fetch"):
+            return None  # an option with a value, a bundle such as -qs, "--", a typo: click's
+        else:
+            positional.append(arg)
+    if command == "get":
+        return (command, {"urls": tuple(positional), **params}) if positional else None
+    return command, {"sources": tuple(positional), **params}
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    plain = plain_params(args)
+    if plain is None:
+        from crawlsel.cli import main as click_main
+
+        if args[:1] != ["get"] and args[:1] != ["fetch"]:
+            click_main()  # crawl, the Redis commands, compare: the interpreter's own exit
+            return
+        try:
+            click_main()
+        except SystemExit as exit:  # get and fetch close what they open: leave as below
+            if exit.code is None or isinstance(exit.code, int):
+                _leave(exit.code or 0)
+            raise
+        return
+    command, params = plain
+    try:
+        (_get if command == "get" else _fetch)(**params)
+    except SystemExit as exit:
+        if exit.code is None or isinstance(exit.code, int):
+            _leave(exit.code or 0)
+        raise
+    except (EOFError, KeyboardInterrupt):  # as click's main: before the run has its handler
+        sys.stderr.write("\nAborted!\n")
+        sys.exit(1)
+    except BrokenPipeError:  # as click's main: a closed stdout is not an error to show
+        sys.stdout = _Quiet(sys.stdout)
+        sys.stderr = _Quiet(sys.stderr)
+        sys.exit(1)
+
+
+def _leave(status: int) -> None:
+    """Exit without the interpreter's teardown, which frees every module and object one
+    by one: about 10 ms of a ``get``.  Nothing is left to do: pages are renamed into
+    place, connections closed; only the standard streams may hold bytes."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # a closed pipe: the interpreter's own exit reports it, as before
+        sys.exit(status)
+    os._exit(status)
+
+
+def config_of(common: dict[str, Any], **specific: Any) -> Any:
+    """``build_config`` for no options given: no CA file to check, no --insecure warning."""
+    from crawlsel.models import Config
+
+    unused = ("trace", "proxy", "noproxy", "cookie_file")  # no proxy and no cookies: both None in Config
+    return Config(**{k: v for k, v in common.items() if k not in unused}, **specific)
+
+
+def _fetch(
+    sources: tuple[str, ...],
+    output_dir: Path,
+    concurrency: int,
+    per_host: int,
+    keep_alive: bool,
+    skip_existing: bool,
+    quiet: bool,
+    no_progress: bool,
+    json_lines: bool,
+    engine: str,
+    **common: Any,
+) -> None:
+    """``crawlsel.cli.fetch`` with no option but ``FLAGS`` given."""
+    from crawlsel.clirun import run_and_summarise, usage_exit
+    from crawlsel.errors import SourceError
+    from crawlsel.frontier import ListFrontier
+    from crawlsel.report import RunReport
+    from crawlsel.sources import check_readable, read_targets
+
+    sources = sources or ("urls.txt",)
+    for name in sources:
+        if name != "-":
+            try:
+                check_readable(name)
+            except SourceError as exc:
+                usage_exit(str(exc))
+    config = config_of(
+        common,
+        output_dir=output_dir,
+        concurrency=concurrency,
+        per_host=per_host,
+        keep_alive=keep_alive,
+        skip_existing=skip_existing,
+    )
+    report = RunReport(json_out=sys.stdout if json_lines else None, quiet=quiet, progress=not no_progress)
+    frontier = ListFrontier(read_targets(sources), dedupe=config.dedupe)
+    sys.exit(run_and_summarise(config, frontier, report.on_result, report, engine=engine))
+
+
+def _get(
+    urls: tuple[str, ...],
+    keep_alive: bool,
+    concurrency: int,
+    include: bool,
+    head_only: bool,
+    output_file: str | None,
+    fail_quietly: bool,
+    silent: bool,
+    **common: Any,
+) -> None:
+    """``crawlsel.cli.get`` with no option but -s: bodies in order on stdout, errors on stderr."""
+    from crawlsel.clirun import run_and_summarise, say
+    from crawlsel.frontier import ListFrontier
+    from crawlsel.ordered_output import OrderedOutput
+    from crawlsel.report import RunReport, printable
+    from crawlsel.sources import argument_records
+
+    config = config_of(
+        common,
+        concurrency=concurrency,
+        per_host=concurrency,
+        keep_alive=keep_alive,
+        method="GET",
+        dedupe=False,
+        raw_heads=False,
+    )
+    output = OrderedOutput(sys.stdout.buffer)
+    report = RunReport(quiet=True)
+
+    def on_result(result: Any) -> None:
+        report.on_result(result)
+        if result.error is not None and not output.closed and not silent:
+            say(f"crawlsel: {printable(result.url)}: {printable(result.error)}")
+        output.finished(result.index)
+
+    frontier = ListFrontier(argument_records(urls), dedupe=config.dedupe)
+    status = run_and_summarise(config, frontier, on_result, report, open_sink=output.open)
+    if output.closed:
+        # The reader went away (| head): as cat, stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(status)
+
+
+class _Quiet:
+    """click's _PacifyFlushWrapper: a stream whose flush ignores a closed pipe at exit."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)

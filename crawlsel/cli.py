@@ -21,11 +21,12 @@ from crawlsel.engines import ENGINES
 from crawlsel.errors import ExitStatus, SourceError
 from crawlsel.frontier import ListFrontier
 from crawlsel.http11 import ResponseHead
+from crawlsel.jobcommands import results, status
 from crawlsel.models import FetchResult, Target
 from crawlsel.options import build_config, common_options, run_options
 from crawlsel.report import RunReport, printable
 from crawlsel.sources import argument_records, check_readable, read_targets
-from crawlsel.workercommands import enqueue, results, status, worker
+from crawlsel.workercommands import enqueue, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)

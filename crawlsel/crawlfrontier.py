@@ -121,6 +121,7 @@ class CrawlFrontier:
 
     def input_ready(self) -> None:
         self._waiting = None  # (a seed pipe with no line yet says so again)
+        self._queue.input_ready()
         self._collect()
 
     def add(self, target: Target) -> bool:
@@ -279,8 +280,9 @@ class CrawlFrontier:
             for url in scan.requisites:
                 self._discover(url, depth, parent, "requisite")
             n = len(scan.links) + len(scan.requisites)
-        self._queue.done(found)
-        return result._replace(via=found.via, depth=found.depth, parent=found.parent, links=n)
+        record = result._replace(via=found.via, depth=found.depth, parent=found.parent, links=n)
+        self._queue.done(found, record)
+        return record
 
     def _discover(self, url: str, depth: int, parent: str | None, via: str) -> bool:
         if url in self._known:

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from crawlsel.clirun import EXIT_CODES_HELP, run_and_summarise, usage_exit
-from crawlsel.errors import SourceError
+from crawlsel.errors import ExitStatus, SourceError
 from crawlsel.options import build_config, common_options, run_options
 from crawlsel.report import RunReport
 from crawlsel.sources import argument_records, check_readable, read_targets
 
 if TYPE_CHECKING:
+    from crawlsel.crawl.convert import Mirror
     from crawlsel.crawlstate import CrawlState
 
 
@@ -126,6 +127,16 @@ def scope_options(fn: Any) -> Any:
 @click.option("--max-pages", type=click.IntRange(min=1), help="Fetch at most N pages in all.")
 @click.option("--max-per-host", type=click.IntRange(min=1), help="Fetch at most N pages per host.")
 @click.option(
+    "--sitemaps",
+    is_flag=True,
+    help="Also crawl the URLs of each host's sitemaps (robots.txt's Sitemap: lines and /sitemap.xml).",
+)
+@click.option(
+    "--convert-links",
+    is_flag=True,
+    help="At the end, make links in saved pages point to the saved files (wget -k; -k is --insecure).",
+)
+@click.option(
     "--state",
     "state_file",
     type=click.Path(dir_okay=False),
@@ -146,6 +157,8 @@ def crawl(
     max_per_host: int | None,
     page_requisites: bool,
     ignore_robots: bool,
+    sitemaps: bool,
+    convert_links: bool,
     delay: float,
     random_delay: bool,
     rate: float | None,
@@ -210,6 +223,7 @@ def crawl(
         max_per_host=max_per_host,
         on_delay=pacing.crawl_delay,
         queue=LocalQueue(state),
+        sitemaps=sitemaps,
     )
     report = RunReport(
         json_out=sys.stdout if json_lines else None,
@@ -217,15 +231,38 @@ def crawl(
         progress=not (no_progress or common["trace"]),
         crawl=frontier.counts,
     )
+    mirror, on_result = _noting(report.on_result) if convert_links else (None, report.on_result)
     try:
-        status = run_and_summarise(
-            config, frontier, report.on_result, report, trace=common["trace"], pacing=pacing
-        )
+        status = run_and_summarise(config, frontier, on_result, report, trace=common["trace"], pacing=pacing)
+        if mirror is not None and status != ExitStatus.INTERRUPTED:
+            _convert(mirror, quiet)
     finally:
         frontier.close()
         if state is not None:
             _close_state(state)
     sys.exit(status)
+
+
+def _noting(on_result: Any) -> tuple[Mirror, Any]:
+    """A Mirror that notes every record of the crawl, and the callback that feeds it."""
+    from crawlsel.crawl.convert import Mirror
+
+    mirror = Mirror()
+
+    def noted(result: Any) -> None:
+        mirror.note(result.url, result.final_url, result.path, result.content_type)
+        on_result(result)
+
+    return mirror, noted
+
+
+def _convert(mirror: Mirror, quiet: bool) -> None:
+    def failed(path: str, why: str) -> None:
+        click.echo(f"crawlsel: cannot convert the links of {path}: {why}", err=True)
+
+    changed = mirror.convert(failed)
+    if not quiet:
+        click.echo(f"crawlsel: converted the links of {changed:,} files", err=True)
 
 
 def _close_state(state: CrawlState) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from crawlsel.crawl.robots import RobotsRules, product_token, rules_from
 from crawlsel.crawl.scanner import PageScan, Scanner, ScanRequest
 from crawlsel.crawl.scope import Scope, trap
+from crawlsel.crawl.sitemaps import MAX_SITEMAP_BYTES, parse_sitemap
 from crawlsel.crawlqueue import Found, FoundQueue, LocalQueue
 from crawlsel.errors import InvalidURL
 from crawlsel.frontier import Work
@@ -29,6 +30,8 @@ from crawlsel.sources import Record, WaitForInput, parse_url
 from crawlsel.urls import normalize
 
 Origin = tuple[str, str, int]
+SITEMAP_FILE = "sitemap-file"  # the via of a sitemap document itself (its pages: "sitemap")
+MAX_SITEMAP_FILES = 1_000  # per crawl: an index may name 50,000, a crawl needs far fewer
 DelayCallback = Callable[[Origin, float], None]
 
 
@@ -59,6 +62,7 @@ class CrawlFrontier:
         on_delay: DelayCallback | None = None,
         queue: FoundQueue | None = None,
         scan_helper: bool | None = None,
+        sitemaps: bool = False,
     ) -> None:
         self._seeds: Iterator[Record] = iter(seeds)
         self._open = True
@@ -82,6 +86,9 @@ class CrawlFrontier:
         self._pages = 0  # pages handed out (robots.txt files not counted)
         self._per_host: dict[str, int] = {}
         self._robots: dict[Origin, RobotsRules | list[Found]] = {}  # rules, or who waits for them
+        self._sitemaps = sitemaps
+        self._sitemap_origins: set[Origin] = set()
+        self._sitemap_files = 0
         self.counts = CrawlCounts()
 
     # --- the Frontier protocol -------------------------------------------------
@@ -134,6 +141,8 @@ class CrawlFrontier:
             return result  # an invalid seed line, or a scanned page's record coming back
         if found.via == "robots":
             return self._robots_answered(found, result)
+        if found.via == SITEMAP_FILE:
+            return self._sitemap_answered(found, result)
         if not result.skipped:
             self.counts.by_depth[found.depth] = self.counts.by_depth.get(found.depth, 0) + 1
         if result.location is not None:  # a redirect: its target is a URL of the crawl
@@ -198,6 +207,8 @@ class CrawlFrontier:
 
     def _hand_out(self, found: Found, taken: list[Work]) -> None:
         target = found.target
+        if self._sitemaps and not self._robots_on and target.origin not in self._sitemap_origins:
+            self._find_sitemaps(target, [], None)
         if self._robots_on and found.via != "robots":
             rules = self._robots.get(target.origin)
             if not isinstance(rules, RobotsRules):
@@ -211,7 +222,7 @@ class CrawlFrontier:
                 self.counts.robots += 1
                 taken.append(self._skipped(found, "robots"))
                 return
-        if found.via != "robots" and not self._within_limits(target):
+        if found.via not in ("robots", SITEMAP_FILE) and not self._within_limits(target):
             self.counts.over_limit += 1
             return
         index = self._next_index
@@ -256,10 +267,59 @@ class CrawlFrontier:
             self._front.extend(waiting)  # they were next: they stay next
         if rules.delay and self._on_delay is not None:
             self._on_delay(origin, rules.delay)
+        if self._sitemaps:
+            self._find_sitemaps(found.target, rules.sitemaps, found.target.url)
         if result.error is not None and rules.allows("/"):
             # No robots.txt (4xx) means no rules, not a failed crawl.
             result = result._replace(error=None, error_kind=None)
         return result._replace(via="robots")
+
+    # --- sitemaps (--sitemaps) ------------------------------------------------------
+
+    def _find_sitemaps(self, at: Target, named: list[str], parent: str | None) -> None:
+        """Queue an origin's sitemaps: those its robots.txt names, and /sitemap.xml."""
+        self._sitemap_origins.add(at.origin)
+        for url in [*named, f"{at.scheme}://{at.host_header}/sitemap.xml"]:
+            self._sitemap_file(url, parent)
+
+    def _sitemap_file(self, url: str, parent: str | None) -> None:
+        if self._sitemap_files >= MAX_SITEMAP_FILES:
+            return
+        try:
+            target = parse_url(normalize(url))
+        except InvalidURL:
+            return
+        # A sitemap on a host of the crawl is read even above --no-parent's folders or
+        # outside --include: what it lists is checked against the whole scope.
+        if not trap(target) and self.scope.refusal(target, 0) not in ("host", "depth"):
+            if self._queue.add(Found(target, 0, parent, SITEMAP_FILE)):
+                self._sitemap_files += 1
+
+    def _sitemap_answered(self, found: Found, result: FetchResult) -> FetchResult:
+        """The URLs of a fetched sitemap become seeds (in scope), its nested sitemaps files
+        to fetch; a sitemap that is not there (4xx) is no failure of the crawl.  Done once
+        its URLs are queued (a shared queue ends its entry then)."""
+        record = self._sitemap_record(found, result._replace(via="sitemap", parent=found.parent))
+        self._queue.done(found, record)
+        return record
+
+    def _sitemap_record(self, found: Found, result: FetchResult) -> FetchResult:
+        if result.path is None:
+            status = result.status or 0
+            return result._replace(error=None, error_kind=None) if 400 <= status < 500 else result
+        try:
+            with open(result.path, "rb") as file:
+                sitemap = parse_sitemap(file.read(MAX_SITEMAP_BYTES + 1), url=result.final_url or "")
+        except OSError as exc:
+            return result._replace(error=f"cannot read the sitemap: {exc.strerror}", error_kind="sitemap")
+        for url in sitemap.urls:
+            self._discover(url, 0, found.target.url, "sitemap")
+        for url in sitemap.sitemaps:
+            self._sitemap_file(url, found.target.url)
+        result = result._replace(links=len(sitemap.urls) + len(sitemap.sitemaps))
+        if sitemap.error:
+            result = result._replace(error=f"sitemap: {sitemap.error}", error_kind="sitemap")
+        return result
 
     # --- discovery -----------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from crawlsel.writer import commit_page
 
 if TYPE_CHECKING:
     from crawlsel.tracing import Tracer
+    from crawlsel.update import Validators
 
 # Records read per slice while filling the queues: between slices the loop polls
 # its sockets, so the first requests leave before the rest of a long list is read.
@@ -57,10 +58,11 @@ class Dispatcher:
         skip: SkipCheck | None = None,
         trace: Tracer | None = None,
         pacing: Pacing | None = None,
+        validators: Validators | None = None,
     ) -> None:
         self.config = config
         self._pacing = pacing or Pacing()
-        self._context = JobContext(config, open_sink, skip)
+        self._context = JobContext(config, open_sink, skip, validators)
         self._loop = loop
         self._on_result = on_result
         self._trace = trace

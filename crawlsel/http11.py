@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
+from crawlsel import llhttp
 from crawlsel.errors import ConnectionClosed, ProtocolError
 from crawlsel.llhttp import llhttp_message, merge_content_lengths, new_parser
 
@@ -174,6 +175,7 @@ class ResponseParser:
 
     def _feed(self, data: bytes | memoryview) -> None:
         begins_here = not self._started and not self._events
+        events_before = len(self._events)
         if not self._headers_done:
             self._head_bytes += len(data)
         try:
@@ -188,20 +190,53 @@ class ResponseParser:
                 raise UnexpectedData("server sent data after the end of the response") from None
             if bytes(data[:2]) in (b"\x15\x03", b"\x16\x03"):
                 raise ProtocolError("server answered with TLS: is this an https:// URL?") from None
-            if begins_here and (
-                "Duplicate Content-Length" in str(exc) or "character in Content-Length" in str(exc)
-            ):
-                # The head began with this chunk: llhttp can start again on it with
-                # the repeated, equal lengths made one (different ones raise).
-                merged = merge_content_lengths(bytes(data))
-                if merged != data:
+            reason = str(exc)
+            if "Duplicate Content-Length" in reason or "character in Content-Length" in reason:
+                # A head that began in this chunk (first, or after a pipelined
+                # response): llhttp can start again on it with the repeated, equal
+                # lengths made one (different ones raise).
+                at = self._head_start(bytes(data), events_before, begins_here)
+                merged = merge_content_lengths(bytes(data[at:])) if at >= 0 else b""
+                if at >= 0 and merged != data[at:]:
                     self._parser = new_parser(self)
                     self._reset_message()
                     self._feed(merged)
                     return
+            if reason.startswith("Invalid character in chunk extensions") and self._resync_chunks(
+                bytes(data), events_before
+            ):
+                return
             raise ProtocolError(f"invalid HTTP response: {llhttp_message(exc)}") from None
         if not self._headers_done and self._started and self._head_bytes > MAX_HEAD_BYTES:
             raise ProtocolError(f"response head larger than {MAX_HEAD_BYTES // 1024} KiB")
+
+    def _body_fed(self, events_before: int) -> tuple[int, bytes]:
+        """The body bytes llhttp gave from the chunk being fed, and the last piece."""
+        pieces = [e[1] for e in self._events[events_before:] if e[0] is BODY]
+        return sum(map(len, pieces)), pieces[-1] if pieces else b""
+
+    def _head_start(self, data: bytes, events_before: int, begins_here: bool) -> int:
+        """Where the head being parsed began in ``data``, or -1 if before it."""
+        if any(e[0] is COMPLETE for e in self._events[events_before:]):
+            return -1 if self._head_bytes else llhttp.pipelined_head(data, *self._body_fed(events_before))
+        return 0 if begins_here else -1
+
+    def _resync_chunks(self, data: bytes, events_before: int) -> bool:
+        """Go on past a chunk line llhttp refused for its spaced extension (RFC 9112
+        7.1.1 allows the spaces): a new llhttp, put in a chunked body by a head it
+        is fed quietly, takes the rest of ``data`` with that line's extension cut."""
+        found = llhttp.spaced_chunk_line(data, *self._body_fed(events_before))
+        if found is None or self._head is None:
+            return False
+        start, line = found
+        kept = (self._head, self._headers, self._reason, self._raw)
+        self._raw = None  # get -i's copy of the heads has no place for the quiet one
+        self._parser = new_parser(self)
+        self._parser.feed_data(llhttp.CHUNKED_HEAD)
+        del self._events[-1]  # the quiet head's event
+        self._head, self._headers, self._reason, self._raw = kept
+        self._feed(line + data[data.index(b"\n", start) + 1 :])
+        return True
 
     def _raise_from_callback(self, exc: Exception) -> None:
         inner = exc.__context__

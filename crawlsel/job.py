@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 from urllib.parse import urljoin
 
-from crawlsel.decoding import BodyDecoder, codings
+from crawlsel.decoding import BodyDecoder, accept_encoding, codings
 from crawlsel.errors import (
     ConnectError,
     ConnectionReset,
@@ -30,15 +30,16 @@ from crawlsel.errors import (
 from crawlsel.http11 import ResponseHead
 from crawlsel.models import Config, FetchResult, InvalidLine, Target, request_key
 from crawlsel.request import RequestTemplate
+from crawlsel.responses import REDIRECT_STATUSES, location, retry_after, status_message
 from crawlsel.sources import parse_url
 from crawlsel.stages import NEW
 
 if TYPE_CHECKING:
     from crawlsel.connection import Connection
     from crawlsel.loop import Timer
+    from crawlsel.update import Validators
 from crawlsel.urls import normalize
 
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})  # as curl --retry
 PAUSE_STATUSES = frozenset({429, 503})  # with Retry-After: the whole origin rests
 RETRY_ERRORS = (ConnectError, ConnectionReset, Timeout)
@@ -185,12 +186,19 @@ class Job:
 class JobContext:
     """The run's policy for requests and responses, shared by all jobs of a run."""
 
-    def __init__(self, config: Config, open_sink: SinkFactory, skip: SkipCheck | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        open_sink: SinkFactory,
+        skip: SkipCheck | None = None,
+        validators: Validators | None = None,
+    ) -> None:
         self.config = config
+        self.validators = validators  # --update
         self.method = config.method
         self.open_sink = open_sink
         self._skip = skip
-        encoding = "gzip, deflate" if config.compressed else "identity"
+        encoding = accept_encoding() if config.compressed else "identity"
         self._template = RequestTemplate(config.user_agent, config.headers, encoding)
         self._template_no_credentials = RequestTemplate(
             config.user_agent,
@@ -224,7 +232,9 @@ class JobContext:
     def render(self, original: Target, current: Target) -> bytes:
         """Request bytes; credentials given with -H go only to the listed URL's origin."""
         template = self._template if current.origin == original.origin else self._template_no_credentials
-        return template.render(self.method, current, self.config.keep_alive)
+        validators = self.validators
+        extra = validators.conditions(current.url) if validators is not None and current is original else b""
+        return template.render(self.method, current, self.config.keep_alive, extra)
 
     def is_final(self, job: Job, head: ResponseHead) -> bool:
         """False when the response will be followed (redirect) or retried."""
@@ -253,6 +263,12 @@ class JobContext:
 
     def saved(self, job: Job, head: ResponseHead, path: str | None, error: CrawlError | None) -> FetchResult:
         """The record of a final response whose page was committed at ``path`` (or failed)."""
+        validators = self.validators
+        if validators is not None and error is None and job.current is job.target:
+            if head.status == 304 and (kept := validators.unchanged(job.target.url)) is not None:
+                return self.result(job, 304, kept, None)._replace(unchanged=True)
+            if path is not None:
+                validators.saw(job.target.url, path, head)
         if error is None and head.status >= 300:
             error = HTTPStatusError(status_message(head, self.config))
         result = self.result(job, head.status, path if error is None else None, error)
@@ -356,44 +372,3 @@ class JobContext:
             index=job.target.index,
             attempts=job.attempts,
         )
-
-
-def status_message(head: ResponseHead, config: Config) -> str:
-    text = f"HTTP {head.status} {head.reason}".rstrip()
-    if head.status in REDIRECT_STATUSES:
-        if not config.follow:
-            return f"{text} (not followed: --no-follow)"
-        to = location(head)
-        if to is None:
-            return f"{text} without a Location"
-        if not to:
-            return f"{text} with an empty Location"
-    return text
-
-
-def location(head: ResponseHead) -> str | None:
-    """The Location field without its surrounding whitespace; None when absent.
-
-    An empty one is not a reference to the same URL (that would be a redirect
-    loop): it is a redirect that says nowhere, so the response is final.
-    """
-    value = head.header("location")
-    return None if value is None else value.strip(" \t")
-
-
-def retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds (RFC 9110 10.2.3): delay-seconds or an HTTP-date."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    import email.utils  # only for this rare header: keeps start-up short
-
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())

@@ -8,6 +8,8 @@ repeated, equal Content-Length fields one (llhttp refuses them), and
 
 from __future__ import annotations
 
+import re
+
 import httptools
 
 from crawlsel.errors import ProtocolError
@@ -56,6 +58,47 @@ def merge_content_lengths(data: bytes) -> bytes:
         shown = ", ".join(v.decode("latin-1") for v in dict.fromkeys(values))
         raise ProtocolError(f"invalid HTTP response: different Content-Length values ({shown})")
     return b"\n".join(kept) + data[end:]
+
+
+# A chunk-size line whose extension has whitespace after ";" or around "=", which
+# RFC 9112 7.1.1 allows (BWS) and llhttp refuses; only the size is kept.
+_SPACED_CHUNK_EXT = re.compile(rb"(?:(?<=\n)|\A)[0-9A-Fa-f]+[ \t]*;[^\n]*?[ \t][^\n]*\n")
+_STATUS_LINE = re.compile(rb"HTTP/1\.")
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def _follows(before: bytes, last_piece: bytes) -> bool:
+    """Whether llhttp can have stopped right after ``before``: the last body piece it
+    gave from this chunk of bytes (and a line end), or, when it gave none, nothing but
+    a line end or a head."""
+    if last_piece:
+        return before.endswith((last_piece + b"\r\n", last_piece + b"\n", last_piece))
+    return not before.strip(b"\r\n") or (before.startswith(b"HTTP/") and before.endswith(b"\n\n"))
+
+
+def spaced_chunk_line(data: bytes, at_least: int, last_piece: bytes) -> tuple[int, bytes] | None:
+    """Where llhttp stopped on a chunk extension it refused, and the line without it.
+
+    llhttp does not say where it stopped: the line is the first spaced chunk line at
+    or after ``at_least`` (the body bytes it took from ``data``) that follows the last
+    piece of chunk data it gave.  ``None`` when no line fits: the refusal stands.
+    """
+    for match in _SPACED_CHUNK_EXT.finditer(data, at_least):
+        start = match.start()
+        if _follows(data[:start].replace(b"\r\n\r\n", b"\n\n"), last_piece):
+            line = match.group()
+            size = line.split(b";", 1)[0].rstrip(b" \t")
+            return start, size + (b"\r\n" if line.endswith(b"\r\n") else b"\n")
+    return None
+
+
+def pipelined_head(data: bytes, at_least: int, last_piece: bytes) -> int:
+    """Where the head llhttp refused for its repeated Content-Length begins in ``data``,
+    right after the response before it, or -1."""
+    for match in _STATUS_LINE.finditer(data, max(at_least, 1)):
+        if data[: match.start()].endswith(last_piece):
+            return match.start()
+    return -1
 
 
 def llhttp_message(exc: Exception) -> str:

@@ -98,6 +98,7 @@ class Config(NamedTuple):
     dedupe: bool = True  # fetch a URL listed twice only once
     method: str = "GET"
     skip_existing: bool = False  # a page already under output_dir is not fetched again
+    update: bool = False  # a page saved before is asked for with its validators (update.py)
     raw_heads: bool = False  # keep each head as received (get -i prints it)
     crawl: bool = False  # records carry what link discovery needs (Content-Type, Link, Refresh)
 
@@ -125,6 +126,7 @@ class FetchResult(NamedTuple):
     parent: str | None = None
     links: int = 0
     location: str | None = None  # a crawl's redirect: the target, handed back to the frontier
+    unchanged: bool = False  # --update: a 304 kept the page saved before
 
     @property
     def ok(self) -> bool:
@@ -144,6 +146,8 @@ class FetchResult(NamedTuple):
             "error": self.error,
             "error_kind": self.error_kind,
         }
+        if self.unchanged:
+            record["unchanged"] = True
         if self.via is not None:
             record.update(
                 via=self.via, depth=self.depth, parent=self.parent, links=self.links, location=self.location

@@ -245,6 +245,11 @@ def run_options(*, per_host: int) -> Any:
             is_flag=True,
             help="Do not fetch URLs whose file already exists (resume a run).",
         ),
+        click.option(
+            "--update",
+            is_flag=True,
+            help="Ask again for pages already saved with their ETag/Last-Modified; a 304 keeps the file.",
+        ),
         click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr."),
         click.option(
             "--no-progress", is_flag=True, help="No live progress display (the summary is still printed)."

@@ -40,7 +40,8 @@ class RequestTemplate:
             b"",
         )
 
-    def render(self, method: str, target: Target, keep_alive: bool) -> bytes:
+    def render(self, method: str, target: Target, keep_alive: bool, extra: bytes = b"") -> bytes:
+        """The request; ``extra`` holds field lines of this request alone (CRLF-ended)."""
         key = (target.scheme, target.host, target.port, keep_alive)
         if key != self._last[0]:
             connection = b"Connection: keep-alive\r\n\r\n" if keep_alive else b"Connection: close\r\n\r\n"
@@ -48,7 +49,9 @@ class RequestTemplate:
             self._last = (key, fields + connection, fields, connection)
         line = f"{method} {target.target}".encode("ascii")
         referer = target.referer
-        if referer is None:
+        if referer is None and not extra:
             return line + self._last[1]
         _, _, fields, connection = self._last
-        return line + fields + b"Referer: " + referer.encode("ascii", "replace") + b"\r\n" + connection
+        if referer is not None:
+            extra = b"Referer: " + referer.encode("ascii", "replace") + b"\r\n" + extra
+        return line + fields + extra + connection

@@ -110,6 +110,11 @@ class Run:
             if stop_when is not None and stop_when():
                 dispatcher.stop()
 
+        validators = None
+        if self.config.update:
+            from crawlsel.update import Validators
+
+            validators = Validators.load(self.config.output_dir)
         dispatcher = Dispatcher(
             loop,
             self.config,
@@ -118,6 +123,7 @@ class Run:
             skip=skip,
             trace=TraceWriter() if self._trace else None,
             pacing=self._pacing,
+            validators=validators,
         )
 
         def interrupt(signum: int, frame: object) -> None:
@@ -145,6 +151,13 @@ class Run:
                 ticker[0].cancel()
             _restore_signals(previous)
             loop.close()
+            if validators is not None:
+                try:
+                    validators.save()
+                except OSError as exc:
+                    self._warn(
+                        f"cannot write {validators.file}: {exc.strerror} (--update fetches those pages again)"
+                    )
         return RunOutcome(
             interrupted=self._interrupted, connections_by_host=dispatcher.pool.connections_by_host
         )

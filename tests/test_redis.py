@@ -20,6 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from crawlsel.redisjob import partition_of
+from crawlsel.sources import parse_url
+
 from servers import HTTPTestServer
 
 redis = pytest.importorskip("redis", reason="redis-py is not installed: pip install 'crawlsel[redis]'")
@@ -218,11 +221,15 @@ def test_a_killed_lease_holders_host_is_taken_after_the_lease(
     args = ("--claim-after", "0.5", "--lease", "2", "--per-host", "1")
     workers = {w.pid: w for w in (start_worker(rds, out, *args), start_worker(rds, out, *args))}
     deadline = time.monotonic() + 30
+    # the lease of the partition the host hashes to, not of some empty partition
+    partitions = int(rds.client.hget("crawlsel:meta", "partitions") or 0) or None
     holder = None
     while time.monotonic() < deadline and (holder is None or len(server.requests) < 10):
         time.sleep(0.02)
-        names = [rds.client.get(key) for key in rds.client.scan_iter("crawlsel:lease:*")]
-        holder = next((n for n in names if n and len(server.requests) > 0), None)
+        partitions = partitions or int(rds.client.hget("crawlsel:meta", "partitions") or 0) or None
+        if partitions:
+            key = b"crawlsel:lease:%d" % partition_of(parse_url(urls[0]), partitions)
+            holder = rds.client.get(key) if server.requests else None
     assert holder is not None
     pid = int(holder.decode().rsplit("-", 2)[1])
     os.kill(pid, signal.SIGKILL)

@@ -42,6 +42,22 @@ def collect_all(scanner: Scanner, count: int) -> dict[int, PageScan | None]:
     return done
 
 
+def test_a_busy_helper_leaves_the_pages_beyond_its_queue_to_the_loop(tmp_path: Path) -> None:
+    requests = pages(tmp_path, scanner_module.STEAL_AT + 10)
+    helper = Scanner(True, helper=True)
+    for request in requests:
+        helper.submit(request)
+    assert helper.pending == scanner_module.STEAL_AT  # the rest was scanned at once, here
+    done = collect_all(helper, len(requests))
+    helper.close()
+    assert sorted(done) == list(range(len(requests)))
+    assert done[len(requests) - 1] == PageScan(
+        [f"http://example.com/dir/a{len(requests) - 1}.html"],
+        [f"http://example.com/i{len(requests) - 1}.png"],
+        True,
+    )
+
+
 def test_the_helper_process_scans_what_the_loop_would(tmp_path: Path) -> None:
     requests = pages(tmp_path, 50)
     helper = Scanner(True, helper=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import mmap
 import re
+from collections.abc import Iterator
 from html import unescape
 from html.entities import html5 as _ENTITIES
 from typing import Protocol
@@ -97,30 +98,44 @@ def scan(body: bytes | mmap.mmap, page: TagSink, wanted: frozenset[bytes], style
     """Hand ``page`` each start tag named in ``wanted`` (and, if ``styles``, each with a style
     attribute, and each <style> body) until the end or until ``page.count`` reaches ``limit``."""
     encoding = charset(body)
-    requisites = styles
+    for name, tag, start, stop in tags(body, wanted, styles):
+        if page.count >= limit:
+            break
+        if tag is None:
+            page.css(body[start:stop].decode(encoding, "replace"))
+            continue
+        attrs: dict[str, str] = {}
+        for item in _ATTR_ITEM.finditer(tag.group(2)):  # attributes() inlined: the hot loop
+            key = item.group(1).lower().decode("ascii", "replace")
+            if key not in attrs:  # WHATWG: a repeated attribute is dropped
+                value = item.group(2)
+                if value is None:
+                    value = item.group(3)
+                    if value is None:
+                        value = item.group(4) or b""
+                attrs[key] = _text(value, encoding)
+        page.tag(name, attrs, styles)
+
+
+def tags(
+    body: bytes | mmap.mmap, wanted: frozenset[bytes], styles: bool
+) -> Iterator[tuple[str, re.Match[bytes] | None, int, int]]:
+    """The start tags named in ``wanted`` (with ``styles``, also those with a style
+    attribute) as (name, match, 0, 0), where ``match.group(2)`` holds the attributes; and
+    with ``styles`` each <style> body as ("style", None, start, end)."""
     search = _TOKEN.search
     pos = 0
-    while page.count < limit:
+    while True:
         match = search(body, pos)
         if match is None or match.group(5) is not None:
-            break
+            return
         pos = match.end()
         raw_name = match.group(1)
         if raw_name is None:
             continue
         name = raw_name.lower()
-        if name in wanted or (requisites and _STYLE_ATTR.search(match.group(2)) is not None):
-            attrs: dict[str, str] = {}
-            for item in _ATTR_ITEM.finditer(match.group(2)):
-                key = item.group(1).lower().decode("ascii", "replace")
-                if key not in attrs:  # WHATWG: a repeated attribute is dropped
-                    value = item.group(2)
-                    if value is None:
-                        value = item.group(3)
-                        if value is None:
-                            value = item.group(4) or b""
-                    attrs[key] = _text(value, encoding)
-            page.tag(name.decode("ascii", "replace"), attrs, requisites)
+        if name in wanted or (styles and _STYLE_ATTR.search(match.group(2)) is not None):
+            yield name.decode("ascii", "replace"), match, 0, 0
         end = _RAW_END.get(name)
         if end is not None:
             if name == b"script":
@@ -128,11 +143,31 @@ def scan(body: bytes | mmap.mmap, page: TagSink, wanted: frozenset[bytes], style
             else:
                 closing = end.search(body, pos)
                 stop = len(body) if closing is None else closing.start()
-            if requisites and name == b"style":
-                page.css(body[pos:stop].decode(encoding, "replace"))
+            if styles and name == b"style":
+                yield "style", None, pos, stop
             pos = stop
         elif name == b"plaintext":
-            break  # the rest of the document is text
+            return  # the rest of the document is text
+
+
+def attributes(tag: re.Match[bytes]) -> Iterator[tuple[str, bytes, int, int]]:
+    """A start tag's attributes as (lower-case name, raw value, value start, value end),
+    the offsets in the scanned body; a value given without quotes or none has no quotes
+    around its span, a quoted one's span is inside them."""
+    offset = tag.start(2)
+    for item in _ATTR_ITEM.finditer(tag.group(2)):
+        key = item.group(1).lower().decode("ascii", "replace")
+        group = 2 if item.group(2) is not None else 3 if item.group(3) is not None else 4
+        value = item.group(group)
+        if value is None:
+            yield key, b"", offset + item.end(), offset + item.end()
+        else:
+            yield key, value, offset + item.start(group), offset + item.end(group)
+
+
+def decoded(value: bytes, encoding: str) -> str:
+    """An attribute value as a browser reads it: entities decoded."""
+    return _text(value, encoding)
 
 
 def _script_end(body: bytes | mmap.mmap, pos: int) -> int:

@@ -173,7 +173,7 @@ class _Page:
     def result(self, url: str) -> PageLinks:
         base = url
         if self.base is not None:
-            base = _absolute(self.base, url) or url
+            base = absolute_url(self.base, url) or url
         links = _resolve(self.links, base) if self.follow else []
         return PageLinks(links, _resolve(self.requisites, base), self.follow)
 
@@ -198,7 +198,7 @@ def _resolve(raws: Iterable[str], base: str) -> list[str]:
             if url is not None:
                 done[url] = None
                 continue
-        url = _absolute(raw, base)
+        url = absolute_url(raw, base)
         if url is not None:
             done[url] = None
     return list(done)
@@ -236,7 +236,7 @@ def _dotted(raw: str, prefixes: tuple[str, str]) -> str | None:
     return origin + path + rest
 
 
-def _absolute(raw: str, base: str) -> str | None:
+def absolute_url(raw: str, base: str) -> str | None:
     """``raw`` resolved against ``base``, without fragment, as a valid http(s) URL string, or None."""
     raw = raw.strip(_WS).partition("#")[0]
     if not raw:

@@ -24,6 +24,7 @@ import crawlsel.crawl.links as extract
 
 SNIFF_BYTES = 512  # WHATWG MIME sniffing looks at the first 512 bytes
 _CSS = re.compile(r"^\s*text/css\b", re.I)
+STEAL_AT = 16  # pages queued for the child beyond which the loop scans one itself
 _LENGTH = struct.Struct("!I")
 _CHUNK = 256 * 1024
 
@@ -99,7 +100,9 @@ class Scanner:
     def submit(self, request: ScanRequest) -> None:
         if self._sock is None and self._want_helper:
             self._start()
-        if self._sock is None:
+        if self._sock is None or len(self._pending) >= STEAL_AT:
+            # No child, or one with enough queued to stay busy: a page parsed here
+            # too keeps both cores at work (the child is the limit on large pages).
             self._done.append((request.key, scan_saved(request, self._requisites)))
             return
         self._pending[request.key] = request

@@ -34,7 +34,8 @@ from collections.abc import Callable
 from typing import Any
 
 from crawlsel.models import Target
-from crawlsel.redisentries import Entry, Item, dead_item, entries_from, handback_item
+from crawlsel.redisclaim import claim_idle, own_pending
+from crawlsel.redisentries import Entry, Item, handback_item
 from crawlsel.redisjob import (
     ENQUEUE,
     GROUP,
@@ -325,25 +326,9 @@ class Feeder:
         self._hold(got)
         return bool(got)
 
-    def _xreadgroup(self, streams: dict[bytes, int], start: bytes, count: int) -> Any:
-        redis = load_redis()
-        try:
-            return self.client.xreadgroup(GROUP, self._me, {s: start for s in streams}, count=count)
-        except redis.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            ensure_groups(self.client, self.keys, streams.values())  # Redis lost its data
-            return []
-
     def _recover_own(self) -> None:
         """Entries delivered to us whose reply an outage lost: read our pending list again."""
-        active = sorted(self.leases.owned)
-        if active:
-            streams = {self.keys.stream(p): p for p in active}
-            got: list[Entry] = []
-            for stream, messages in self._xreadgroup(streams, b"0", 10_000) or ():
-                got += entries_from(streams[stream], stream, messages, self._held)
-            self._hold(got)
+        self._hold(own_pending(self.client, self.keys, self._me, sorted(self.leases.owned), self._held))
 
     def _heartbeat(self) -> None:
         when, count = self._rate_mark
@@ -367,27 +352,9 @@ class Feeder:
         active = sorted(self.leases.active)
         if not active:
             return False
-        pipe = self.client.pipeline(transaction=False)
-        for p in active:
-            pipe.xpending_range(self.keys.stream(p), GROUP, "-", "+", 500, idle=self.claim_ms)
-        got: list[Entry] = []
-        dead: list[Item] = []
-        for p, pending in zip(active, pipe.execute(), strict=True):
-            stream = self.keys.stream(p)
-            idle = [x for x in pending if (stream, x["message_id"]) not in self._held]
-            if not idle:
-                continue
-            delivered = {x["message_id"]: x["times_delivered"] for x in idle}
-            claimed = self.client.xclaim(
-                stream, GROUP, self._me, self.claim_ms, [x["message_id"] for x in idle]
-            )
-            for entry in entries_from(p, stream, claimed, self._held):
-                times = delivered.get(entry.id, 1)
-                entry = entry._replace(deliveries=entry.deliveries + times)
-                if entry.deliveries - 1 >= self.max_deliveries:
-                    dead.append(dead_item(entry))
-                else:
-                    got.append(entry)
+        got, dead = claim_idle(
+            self.client, self.keys, self._me, active, self.claim_ms, self._held, self.max_deliveries
+        )
         self._hold(got)
         if dead:
             for item in dead:

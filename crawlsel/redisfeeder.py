@@ -105,6 +105,7 @@ class Feeder:
         self.done = False  # the job is done (or Redis refused us for good: fatal)
         self.fatal: str | None = None
         self.settled = 0
+        self.claimed = 0  # entries taken from a stopped worker: it may have left temporary files
         self.wake_r, self._wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -355,6 +356,7 @@ class Feeder:
         got, dead = claim_idle(
             self.client, self.keys, self._me, active, self.claim_ms, self._held, self.max_deliveries
         )
+        self.claimed += len(got) + len(dead)
         self._hold(got)
         if dead:
             for item in dead:

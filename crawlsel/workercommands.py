@@ -298,6 +298,12 @@ def worker(
         status = run_and_summarise(config, frontier, report.on_result, report, trace=trace, pacing=pacing)
     finally:
         frontier.close()
+    if feeder.claimed and output_dir.is_dir():
+        # A worker killed while saving left its temporary file (never renamed into place):
+        # the one that took its entries removes what processes gone for good left.
+        from crawlsel.crawlstate import remove_stale_parts
+
+        remove_stale_parts(str(output_dir))
     if feeder.fatal is not None:
         _fail(feeder.fatal)
     sys.exit(status)

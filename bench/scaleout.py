@@ -41,7 +41,8 @@ sys.path.insert(0, str(HERE))
 import redis  # noqa: E402
 from run import ensure_nginx, free_port, wait_for_port  # noqa: E402
 
-from crawlsel.redisjob import ENQUEUE, Keys, enqueue_command  # noqa: E402
+from crawlsel.redisentries import crawl_field  # noqa: E402
+from crawlsel.redisjob import ENQUEUE, Keys, enqueue_args  # noqa: E402
 from crawlsel.sources import parse_url  # noqa: E402
 from crawlsel.writer import page_path  # noqa: E402
 
@@ -197,8 +198,9 @@ def worker(servers: Servers, out: Path, *extra: str) -> list[str]:
 
 
 def seen_set_bytes(servers: Servers, count: int) -> dict:
-    """The seen set's memory per URL after ``count`` URLs through the ENQUEUE script
-    (the streams it also fills are deleted first: queued entries are not counted)."""
+    """The seen set's memory per URL after ``count`` URLs through the ENQUEUE script, as a
+    crawl's workers send found URLs (``enqueue_args`` with the crawl's entry fields; the
+    streams it also fills are deleted first: queued entries are not counted)."""
     client = servers.client
     client.flushall()
     keys = Keys("seen")
@@ -208,7 +210,9 @@ def seen_set_bytes(servers: Servers, count: int) -> dict:
         batch = [
             parse_url(f"http://host{i % 5000}.example/a/page-{i}.html") for i in range(start, start + 2000)
         ]
-        script(args=enqueue_command(keys, 64, batch))
+        parent = "http://host0.example/a/"
+        pairs = [(t, crawl_field(t.url, 3, "link", parent)) for t in batch]
+        script(args=enqueue_args(keys, 64, pairs))  # type: ignore[arg-type]
         if start % 200_000 == 0:  # keep the streams small meanwhile
             client.delete(*[keys.stream(p) for p in range(64)])
     rate = count / (time.perf_counter() - t0)
@@ -291,7 +295,8 @@ def main() -> int:
                 return 0
         runs: dict[str, list[dict]] = {"fetch": [], "worker x1": [], "worker x2": []}
         for rep in range(args.repeat):
-            for name in list(runs):
+            # The order alternates: this VM's speed drifts by 20-30 % over a minute.
+            for name in list(runs) if rep % 2 == 0 else reversed(list(runs)):
                 out = base / "out"
                 shutil.rmtree(out, ignore_errors=True)
                 if name == "fetch":

@@ -27,8 +27,13 @@ from crawlsel.report import RunReport, printable
 from crawlsel.sources import argument_records, check_readable, read_targets
 
 # The crawl's and the Redis commands are imported when named (crawlsel.lazygroup).
-LAZY = {"crawl": "crawlsel.crawlcommand:crawl"}
-LAZY.update({name: f"crawlsel.workercommands:{name}" for name in ("enqueue", "worker", "status", "results")})
+LAZY = {
+    "crawl": "crawlsel.crawlcommand:crawl",
+    "enqueue": "crawlsel.workercommands:enqueue",
+    "worker": "crawlsel.workercommands:worker",
+    "status": "crawlsel.jobcommands:status",
+    "results": "crawlsel.jobcommands:results",
+}
 
 
 @click.group(

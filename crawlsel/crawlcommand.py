@@ -18,7 +18,6 @@ import click
 from crawlsel.clirun import EXIT_CODES_HELP, run_and_summarise, usage_exit
 from crawlsel.errors import ExitStatus, SourceError
 from crawlsel.options import build_config, common_options, run_options
-from crawlsel.pacing import Pacing
 from crawlsel.report import RunReport
 from crawlsel.sources import argument_records, check_readable, read_targets
 
@@ -56,6 +55,64 @@ class RegexType(click.ParamType):
         return str(value)
 
 
+def scope_options(fn: Any) -> Any:
+    """What a crawl follows and how politely: ``crawl``'s options, and ``enqueue --crawl``'s
+    (``crawlsettings.CrawlSettings.from_options`` reads them)."""
+    options = [
+        click.option(
+            "-l",
+            "--depth",
+            type=DepthType(),
+            default="5",
+            show_default=True,
+            help="Links followed from a seed ('inf': no limit).",
+        ),
+        click.option("--span-hosts", is_flag=True, help="Follow links to other hosts too."),
+        click.option(
+            "-D",
+            "--domain",
+            "domains",
+            multiple=True,
+            help="Also follow links to this domain and its subdomains.",
+        ),
+        click.option("--no-parent", is_flag=True, help="Never go above the seeds' folders."),
+        click.option(
+            "--include",
+            "includes",
+            multiple=True,
+            type=RegexType(),
+            help="Follow only URLs matching REGEX (repeatable).",
+        ),
+        click.option(
+            "--exclude", "excludes", multiple=True, type=RegexType(), help="Skip URLs matching REGEX."
+        ),
+        click.option(
+            "-p",
+            "--page-requisites",
+            is_flag=True,
+            help="Also fetch what pages need to display (images, stylesheets, scripts).",
+        ),
+        click.option("--ignore-robots", is_flag=True, help="Do not fetch or obey robots.txt."),
+        click.option(
+            "--delay",
+            type=click.FloatRange(min=0),
+            default=0.0,
+            help="Seconds between requests to one origin (Crawl-delay, if larger, wins).",
+        ),
+        click.option(
+            "--random-delay", is_flag=True, help="Spread --delay over 0.5-1.5 times (as wget --random-wait)."
+        ),
+        click.option(
+            "--rate",
+            type=click.FloatRange(min=0, min_open=True),
+            help="Requests per second per origin, at most.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 @click.command(epilog=EXIT_CODES_HELP)
 @click.argument("seeds", nargs=-1, metavar="[URL]...")
 @click.option(
@@ -66,36 +123,9 @@ class RegexType(click.ParamType):
     metavar="FILE",
     help="Read seed URLs from FILE, one per line; - is standard input (repeatable).",
 )
-@click.option(
-    "-l",
-    "--depth",
-    type=DepthType(),
-    default="5",
-    show_default=True,
-    help="Links followed from a seed ('inf': no limit).",
-)
-@click.option("--span-hosts", is_flag=True, help="Follow links to other hosts too.")
-@click.option(
-    "-D", "--domain", "domains", multiple=True, help="Also follow links to this domain and its subdomains."
-)
-@click.option("--no-parent", is_flag=True, help="Never go above the seeds' folders.")
-@click.option(
-    "--include",
-    "includes",
-    multiple=True,
-    type=RegexType(),
-    help="Follow only URLs matching REGEX (repeatable).",
-)
-@click.option("--exclude", "excludes", multiple=True, type=RegexType(), help="Skip URLs matching REGEX.")
+@scope_options
 @click.option("--max-pages", type=click.IntRange(min=1), help="Fetch at most N pages in all.")
 @click.option("--max-per-host", type=click.IntRange(min=1), help="Fetch at most N pages per host.")
-@click.option(
-    "-p",
-    "--page-requisites",
-    is_flag=True,
-    help="Also fetch what pages need to display (images, stylesheets, scripts).",
-)
-@click.option("--ignore-robots", is_flag=True, help="Do not fetch or obey robots.txt.")
 @click.option(
     "--sitemaps",
     is_flag=True,
@@ -105,18 +135,6 @@ class RegexType(click.ParamType):
     "--convert-links",
     is_flag=True,
     help="At the end, make links in saved pages point to the saved files (wget -k; -k is --insecure).",
-)
-@click.option(
-    "--delay",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    help="Seconds between requests to one origin (Crawl-delay, if larger, wins).",
-)
-@click.option(
-    "--random-delay", is_flag=True, help="Spread --delay over 0.5-1.5 times (as wget --random-wait)."
-)
-@click.option(
-    "--rate", type=click.FloatRange(min=0, min_open=True), help="Requests per second per origin, at most."
 )
 @click.option(
     "--state",
@@ -188,25 +206,19 @@ def crawl(
         skip_existing=skip_existing or state is not None,
         crawl=True,
     )
-    from crawlsel.crawl.scope import Scope  # fetch and get never load the crawl's modules
-    from crawlsel.crawlfrontier import CrawlFrontier
+    from crawlsel.crawlfrontier import CrawlFrontier  # fetch and get never load the crawl's modules
     from crawlsel.crawlqueue import LocalQueue
+    from crawlsel.crawlsettings import CrawlSettings
 
-    scope = Scope(
-        span_hosts=span_hosts,
-        domains=domains,
-        no_parent=no_parent,
-        include=includes,
-        exclude=excludes,
-        max_depth=depth,
-    )
-    pacing = Pacing(delay=delay, rate=rate, random_delay=random_delay)
+    settings = CrawlSettings.from_options(locals())
+    scope = settings.scope()
+    pacing = settings.pacing()
     frontier = CrawlFrontier(
         itertools.chain(argument_records(seeds), read_targets(inputs)),
         scope,
         user_agent=config.user_agent,
-        robots=not ignore_robots,
-        requisites=page_requisites,
+        robots=settings.robots,
+        requisites=settings.requisites,
         max_pages=max_pages,
         max_per_host=max_per_host,
         on_delay=pacing.crawl_delay,

@@ -128,6 +128,7 @@ class CrawlFrontier:
 
     def input_ready(self) -> None:
         self._waiting = None  # (a seed pipe with no line yet says so again)
+        self._queue.input_ready()
         self._collect()
 
     def add(self, target: Target) -> bool:
@@ -296,9 +297,13 @@ class CrawlFrontier:
 
     def _sitemap_answered(self, found: Found, result: FetchResult) -> FetchResult:
         """The URLs of a fetched sitemap become seeds (in scope), its nested sitemaps files
-        to fetch; a sitemap that is not there (4xx) is no failure of the crawl."""
-        self._queue.done(found)
-        result = result._replace(via="sitemap", parent=found.parent)
+        to fetch; a sitemap that is not there (4xx) is no failure of the crawl.  Done once
+        its URLs are queued (a shared queue ends its entry then)."""
+        record = self._sitemap_record(found, result._replace(via="sitemap", parent=found.parent))
+        self._queue.done(found, record)
+        return record
+
+    def _sitemap_record(self, found: Found, result: FetchResult) -> FetchResult:
         if result.path is None:
             status = result.status or 0
             return result._replace(error=None, error_kind=None) if 400 <= status < 500 else result
@@ -335,8 +340,9 @@ class CrawlFrontier:
             for url in scan.requisites:
                 self._discover(url, depth, parent, "requisite")
             n = len(scan.links) + len(scan.requisites)
-        self._queue.done(found)
-        return result._replace(via=found.via, depth=found.depth, parent=found.parent, links=n)
+        record = result._replace(via=found.via, depth=found.depth, parent=found.parent, links=n)
+        self._queue.done(found, record)
+        return record
 
     def _discover(self, url: str, depth: int, parent: str | None, via: str) -> bool:
         if url in self._known:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from crawlsel.errors import InvalidURL
 from crawlsel.hashtable import HashSet64
-from crawlsel.models import Target, request_key
+from crawlsel.models import FetchResult, Target, request_key
 from crawlsel.sources import parse_url
 
 if TYPE_CHECKING:
@@ -42,8 +42,12 @@ class FoundQueue(Protocol):
 
     def pop(self) -> Found | None: ...
 
-    def done(self, found: Found) -> None:
-        """A popped URL ended (its page saved, its record reported)."""
+    def done(self, found: Found, record: FetchResult) -> None:
+        """A popped URL ended (its page saved, its links queued) with this record."""
+        ...
+
+    def input_ready(self) -> None:
+        """``wait_fd`` became readable."""
         ...
 
     def flush(self) -> None:
@@ -106,9 +110,12 @@ class LocalQueue:
     def pop(self) -> Found | None:
         return self._queue.popleft() if self._queue else None
 
-    def done(self, found: Found) -> None:
+    def done(self, found: Found, record: FetchResult) -> None:
         if self._state is not None:
             self._state.done(found.target.url)
+
+    def input_ready(self) -> None:
+        pass
 
     def flush(self) -> None:
         if self._state is not None:

@@ -31,15 +31,20 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
+from crawlsel.models import Target
+from crawlsel.redisclaim import claim_idle, own_pending
+from crawlsel.redisentries import Entry, Item, handback_item
 from crawlsel.redisjob import (
+    ENQUEUE,
     GROUP,
     PROMOTE,
     READ,
     SETTLE,
     Keys,
     describe,
+    enqueue_args,
     ensure_groups,
     ensure_job,
     load_redis,
@@ -58,24 +63,6 @@ IDLE_WAIT = 0.05  # the thread's longest sleep with nothing to do: the latency o
 # Python, taken from the loop's GIL; at one per loop turn a worker spent 100 us of
 # CPU a page more than fetch (30,000 pages, 64 origins: 0.55x its pages/s).
 TURN_SECONDS = 0.01
-
-
-class Entry(NamedTuple):
-    partition: int
-    stream: bytes
-    id: bytes
-    url: str
-    deliveries: int  # this one included
-    error: str  # the last error of an earlier delivery
-
-
-# kind, stream, id, url, a, b (redisjob.SETTLE) and the partition, for the held counts.
-Item = tuple[bytes, bytes, bytes, bytes, bytes, bytes, int]
-
-
-def handback_item(e: Entry) -> Item:
-    """A settle item putting an entry back in its stream, the delivery not counted."""
-    return (b"q", e.stream, e.id, e.url.encode(), b"%d" % (e.deliveries - 1), e.error.encode(), e.partition)
 
 
 class Feeder:
@@ -110,9 +97,15 @@ class Feeder:
         self.inbox: deque[Entry] = deque()
         self._outbox: list[Item] = []  # from the loop, under lock
         self._settling: list[Item] = []  # taken from the outbox, not yet confirmed
+        # A crawl's found URLs (field None: only seen), from the loop under lock, then
+        # being enqueued: always sent before the settles taken with them, so that a
+        # page's links are counted in {p}:out before the page is taken out of it.
+        self._found: list[tuple[Target, bytes | None]] = []
+        self._adding: list[tuple[Target, bytes | None]] = []
         self.done = False  # the job is done (or Redis refused us for good: fatal)
         self.fatal: str | None = None
         self.settled = 0
+        self.claimed = 0  # entries taken from a stopped worker: it may have left temporary files
         self.wake_r, self._wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -129,6 +122,7 @@ class Feeder:
         self._transient = transient_errors()
         self._fatal_errors = (redis.RedisError,)
         self._settle_script = client.register_script(SETTLE)
+        self._enqueue_script = client.register_script(ENQUEUE)
         self._promote_script = client.register_script(PROMOTE)
         self._read_script = client.register_script(READ)
 
@@ -147,6 +141,11 @@ class Feeder:
             self._kick.set()
         return taken
 
+    def add_found(self, target: Target, field: bytes | None) -> None:
+        """Queue a URL a crawl found (once per job: the seen set decides in Redis)."""
+        with self.lock:
+            self._found.append((target, field))
+
     def settle_one(self, item: Item) -> None:
         with self.lock:
             self._outbox.append(item)
@@ -157,18 +156,7 @@ class Feeder:
     def close(self, handed_back: list[Item], timeout: float = 10.0) -> None:
         """Hand back what was not finished, settle everything, release the leases, stop."""
         with self.lock:
-            back = [
-                (
-                    b"q",
-                    e.stream,
-                    e.id,
-                    e.url.encode(),
-                    b"%d" % (e.deliveries - 1),
-                    e.error.encode(),
-                    e.partition,
-                )
-                for e in self.inbox
-            ]
+            back = [handback_item(e) for e in self.inbox]
             self.inbox.clear()
             self._outbox.extend(handed_back + back)
         self._stop.set()
@@ -221,7 +209,7 @@ class Feeder:
         return time.monotonic() - start > 10.0
 
     def _settled_all(self) -> bool:
-        return not self._outbox and not self._settling
+        return not self._outbox and not self._settling and not self._found and not self._adding
 
     def _due(self, what: str, every: float, now: float) -> bool:
         if now < self._next.get(what, 0.0):
@@ -261,6 +249,14 @@ class Feeder:
             if self._outbox:
                 self._settling += self._outbox
                 self._outbox = []
+            if self._found:
+                self._adding += self._found
+                self._found = []
+        if self._adding:
+            for start in range(0, len(self._adding), 1000):
+                argv = enqueue_args(self.keys, self.leases.partitions, self._adding[start : start + 1000])
+                self._enqueue_script(args=argv)
+            self._adding = []
         if not self._settling:
             return False
         k = self.keys
@@ -297,24 +293,6 @@ class Feeder:
         self.done = True
         self._wake()
 
-    def _entries(self, partition: int, stream: bytes, messages: Any, base: int = 0) -> list[Entry]:
-        entries = []
-        for entry_id, fields in messages:
-            if not fields or (stream, entry_id) in self._held:
-                continue  # deleted meanwhile (another worker ended it), or ours already
-            n = int(fields.get(b"n", b"0"))
-            entries.append(
-                Entry(
-                    partition,
-                    stream,
-                    entry_id,
-                    fields[b"u"].decode("utf-8", "surrogateescape"),
-                    n + 1 + base,
-                    fields.get(b"e", b"").decode("utf-8", "replace"),
-                )
-            )
-        return entries
-
     def _read(self) -> bool:
         room = self.max_held - len(self._held)
         if room < self.max_held // 4:
@@ -349,25 +327,9 @@ class Feeder:
         self._hold(got)
         return bool(got)
 
-    def _xreadgroup(self, streams: dict[bytes, int], start: bytes, count: int) -> Any:
-        redis = load_redis()
-        try:
-            return self.client.xreadgroup(GROUP, self._me, {s: start for s in streams}, count=count)
-        except redis.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            ensure_groups(self.client, self.keys, streams.values())  # Redis lost its data
-            return []
-
     def _recover_own(self) -> None:
         """Entries delivered to us whose reply an outage lost: read our pending list again."""
-        active = sorted(self.leases.owned)
-        if active:
-            streams = {self.keys.stream(p): p for p in active}
-            got: list[Entry] = []
-            for stream, messages in self._xreadgroup(streams, b"0", 10_000) or ():
-                got += self._entries(streams[stream], stream, messages)
-            self._hold(got)
+        self._hold(own_pending(self.client, self.keys, self._me, sorted(self.leases.owned), self._held))
 
     def _heartbeat(self) -> None:
         when, count = self._rate_mark
@@ -391,27 +353,10 @@ class Feeder:
         active = sorted(self.leases.active)
         if not active:
             return False
-        pipe = self.client.pipeline(transaction=False)
-        for p in active:
-            pipe.xpending_range(self.keys.stream(p), GROUP, "-", "+", 500, idle=self.claim_ms)
-        got: list[Entry] = []
-        dead: list[Item] = []
-        for p, pending in zip(active, pipe.execute(), strict=True):
-            stream = self.keys.stream(p)
-            idle = [x for x in pending if (stream, x["message_id"]) not in self._held]
-            if not idle:
-                continue
-            delivered = {x["message_id"]: x["times_delivered"] for x in idle}
-            claimed = self.client.xclaim(
-                stream, GROUP, self._me, self.claim_ms, [x["message_id"] for x in idle]
-            )
-            for entry in self._entries(p, stream, claimed):
-                times = delivered.get(entry.id, 1)
-                entry = entry._replace(deliveries=entry.deliveries + times)
-                if entry.deliveries - 1 >= self.max_deliveries:
-                    dead.append(self._dead_item(entry))
-                else:
-                    got.append(entry)
+        got, dead = claim_idle(
+            self.client, self.keys, self._me, active, self.claim_ms, self._held, self.max_deliveries
+        )
+        self.claimed += len(got) + len(dead)
         self._hold(got)
         if dead:
             for item in dead:
@@ -420,31 +365,10 @@ class Feeder:
             self._settling += dead
         return bool(got or dead)
 
-    def _dead_item(self, entry: Entry) -> Item:
-        from crawlsel.redisjob import record_bytes
-
-        error = entry.error or "its worker stopped before the URL ended"
-        error = f"delivered {entry.deliveries - 1} times; last error: {error}"
-        record = {
-            "url": entry.url,
-            "error": error,
-            "error_kind": "dead_letter",
-            "attempts": entry.deliveries - 1,
-        }
-        return (
-            b"d",
-            entry.stream,
-            entry.id,
-            entry.url.encode(),
-            record_bytes(record),
-            error.encode(),
-            entry.partition,
-        )
-
     def _check_done(self) -> None:
         with self.lock:
-            local = bool(self.inbox or self._outbox)
-        if local or self._held or self._settling:
+            local = bool(self.inbox or self._outbox or self._found)
+        if local or self._held or self._settling or self._adding:
             return
         if int(self.client.get(self.keys.out) or 0) <= 0:
             self._signal_done()

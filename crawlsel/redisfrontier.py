@@ -21,24 +21,13 @@ An entry's end (the semantics the README states):
 from __future__ import annotations
 
 import os
-import time
 
 from crawlsel.errors import InvalidURL
 from crawlsel.frontier import Work
 from crawlsel.models import FetchResult, InvalidLine, Target
-from crawlsel.redisfeeder import Entry, Feeder, Item, handback_item
-from crawlsel.redisjob import record_bytes, retry_payload
+from crawlsel.redisentries import Entry, end_item, handback_item
+from crawlsel.redisfeeder import Feeder
 from crawlsel.sources import parse_url
-
-TRANSIENT_KINDS = frozenset({"connect", "dns", "reset", "timeout"})
-TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-
-
-def transient(result: FetchResult) -> bool:
-    """A failure another delivery (later, maybe on another worker) may not meet."""
-    if result.error is None or result.skipped:
-        return False
-    return result.error_kind in TRANSIENT_KINDS or result.status in TRANSIENT_STATUSES
 
 
 class RedisFrontier:
@@ -86,7 +75,9 @@ class RedisFrontier:
         self._settle()
 
     def add(self, target: Target) -> bool:
-        raise NotImplementedError("crawl mode on Redis is not built yet")
+        """A list's job finds no URLs (a redirect is followed by the dispatcher); a crawl's
+        worker uses ``CrawlFrontier`` over a ``redisqueue.RedisQueue`` instead."""
+        return False
 
     def finished(self, result: FetchResult) -> FetchResult:
         entry = self._handed.pop(result.index, None)
@@ -94,7 +85,7 @@ class RedisFrontier:
             # Straight to the feeder's outbox: a URL failed outside a response turn
             # (a refused connection) is not followed by a flush; the thread's next turn
             # settles it all the same.
-            self._feeder.settle_one(self._end(entry, result))
+            self._feeder.settle_one(end_item(entry, result, self._max_deliveries, self._retry_delay))
         return result
 
     def flush(self) -> None:
@@ -108,20 +99,6 @@ class RedisFrontier:
         back = [handback_item(e) for e in self._handed.values()]
         self._handed.clear()
         self._feeder.close(back)
-
-    def _end(self, entry: Entry, result: FetchResult) -> Item:
-        url = entry.url.encode("utf-8", "surrogateescape")
-        if transient(result):
-            error = result.error or f"HTTP {result.status}"
-            if entry.deliveries < self._max_deliveries:
-                due = time.time() + self._retry_delay * 2 ** (entry.deliveries - 1)
-                payload = retry_payload(entry.stream, entry.deliveries, error, entry.url)
-                return (b"r", entry.stream, entry.id, url, payload, b"%d" % int(due * 1000), entry.partition)
-            error = f"delivered {entry.deliveries} times; last error: {error}"
-            record = record_bytes({**result.as_json(), "attempts": entry.deliveries, "error": error})
-            return (b"d", entry.stream, entry.id, url, record, error.encode(), entry.partition)
-        kind = b"a" if result.error is None else b"f"
-        return (kind, entry.stream, entry.id, url, record_bytes(result.as_json()), b"", entry.partition)
 
     def _settle(self) -> None:
         feeder = self._feeder

@@ -11,6 +11,8 @@ Everything the four scale-out commands (``enqueue``, ``worker``, ``status``,
 - ``{p}:s:<2 bytes>`` the seen set: 64-bit fingerprints split into 65,536 small
   hashes (field = the other 6 bytes), which Redis keeps listpack-encoded: about
   10-15 bytes a URL instead of scrapy-redis's ~100 for a 40-hex string in a set.
+- ``{p}:meta`` field ``crawl``: a crawl's settings (``crawlsettings.CrawlSettings``
+  as JSON), ``{p}:seeds`` its seed URLs; a job without them is a list's.
 - ``{p}:out`` URLs enqueued and not yet ended: the job is done when it is 0.
 - ``{p}:retry`` sorted set of entries waiting until due; ``{p}:dead`` the
   dead-letter stream; ``{p}:results`` every record written, ``{p}:latest`` url ->
@@ -129,6 +131,7 @@ class Keys:
         self.latest = p + b":latest"
         self.workers = p + b":workers"
         self.seen = p + b":s:"
+        self.seeds = p + b":seeds"  # a crawl's seed URLs: the scope every worker applies
 
     def stream(self, partition: int) -> bytes:
         return self.prefix + b":q:%d" % partition
@@ -142,10 +145,11 @@ class Keys:
 
 # ARGV: out key, group, then (bucket, field, stream, url) per URL.  HSETNX is the
 # "add to seen"; only a new fingerprint is queued and counted, in the same step.
+# An empty stream only marks the URL seen (a crawl's robots.txt, fetched by each worker).
 ENQUEUE = """
 local new = 0
 for i = 3, #ARGV, 4 do
-  if redis.call('HSETNX', ARGV[i], ARGV[i + 1], '') == 1 then
+  if redis.call('HSETNX', ARGV[i], ARGV[i + 1], '') == 1 and ARGV[i + 2] ~= '' then
     redis.call('XADD', ARGV[i + 2], '*', 'u', ARGV[i + 3], 'n', '0')
     new = new + 1
   end
@@ -285,13 +289,14 @@ def ensure_groups(client: Any, keys: Keys, partitions: Any) -> None:
 
 def enqueue_command(keys: Keys, partitions: int, targets: list[Target]) -> list[bytes]:
     """ENQUEUE's arguments for a batch of targets (deduplicated by the script)."""
+    return enqueue_args(keys, partitions, [(t, t.url.encode("utf-8", "surrogateescape")) for t in targets])
+
+
+def enqueue_args(keys: Keys, partitions: int, pairs: list[tuple[Target, bytes | None]]) -> list[bytes]:
+    """ENQUEUE's arguments for (target, entry field) pairs; a field of None only marks it seen."""
     argv = [keys.out, GROUP]
-    for target in targets:
+    for target, field in pairs:
         fp = fingerprint(target)
-        argv += [
-            keys.seen + fp[:2],
-            fp[2:],
-            keys.stream(partition_of(target, partitions)),
-            target.url.encode("utf-8", "surrogateescape"),
-        ]
+        stream = b"" if field is None else keys.stream(partition_of(target, partitions))
+        argv += [keys.seen + fp[:2], fp[2:], stream, field or b""]
     return argv

@@ -13,16 +13,21 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from crawlsel.clirun import EXIT_CODES_HELP, run_and_summarise, usage_exit
+from crawlsel.crawlcommand import scope_options
 from crawlsel.errors import ExitStatus, SourceError
 from crawlsel.models import InvalidLine, Target
 from crawlsel.options import build_config, common_options, run_options
 from crawlsel.report import RunReport, printable
-from crawlsel.sources import check_readable, read_targets
+from crawlsel.sources import argument_records, check_readable, read_targets
+
+if TYPE_CHECKING:
+    from crawlsel.rediscrawl import CrawlWorkerFrontier
+    from crawlsel.redisfrontier import RedisFrontier
 
 ENQUEUE_BATCH = 1000
 
@@ -65,7 +70,7 @@ def _guarded(url: str, work: Any) -> Any:
 
 
 @click.command(epilog=EXIT_CODES_HELP)
-@click.argument("sources", nargs=-1, required=True, metavar="FILE...")
+@click.argument("sources", nargs=-1, required=True, metavar="FILE...|--crawl URL...")
 @redis_option
 @prefix_option
 @click.option(
@@ -75,18 +80,31 @@ def _guarded(url: str, work: Any) -> Any:
     show_default=True,
     help="Streams the job's hosts are spread over (fixed by the first enqueue).",
 )
-def enqueue(sources: tuple[str, ...], redis_url: str, prefix: str, partitions: int) -> None:
-    """Add the URLs listed in FILE (- is standard input) to the job in Redis.
+@click.option(
+    "--crawl",
+    "crawl_mode",
+    is_flag=True,
+    help="The arguments are seed URLs of a crawl: workers follow their links (options of crawl).",
+)
+@scope_options
+def enqueue(
+    sources: tuple[str, ...], redis_url: str, prefix: str, partitions: int, crawl_mode: bool, **scope: Any
+) -> None:
+    """Add the URLs listed in FILE (- is standard input) to the job in Redis, or with
+    --crawl the seeds of a crawl, whose settings every worker then applies.
 
     Each URL is queued once per job, however often and by whoever it is enqueued.
 
     \b
     Examples:
       crawlsel enqueue --redis redis://db:6379/0 urls.txt
+      crawlsel enqueue --redis redis://db:6379/0 --crawl https://h/docs/ --depth 3 --no-parent
       crawlsel worker --redis redis://db:6379/0 -o pages     (on each machine)
     """
     from crawlsel.redisjob import ENQUEUE, Keys, enqueue_command, ensure_job, shown_url
 
+    if crawl_mode:
+        _enqueue_crawl(sources, redis_url, prefix, partitions, scope)
     for name in sources:
         if name != "-":
             try:
@@ -124,6 +142,34 @@ def enqueue(sources: tuple[str, ...], redis_url: str, prefix: str, partitions: i
         err=True,
     )
     sys.exit(ExitStatus.FAILED if invalid else ExitStatus.OK)
+
+
+def _enqueue_crawl(
+    seeds: tuple[str, ...], redis_url: str, prefix: str, partitions: int, scope: dict[str, Any]
+) -> None:
+    from crawlsel.crawlsettings import CrawlSettings
+    from crawlsel.rediscrawl import store_crawl
+    from crawlsel.redisjob import Keys, RedisProblem, ensure_job, shown_url
+
+    targets: list[Target] = []
+    for record in argument_records(seeds):
+        if isinstance(record, InvalidLine):
+            usage_exit(f"{record.text}: {record.reason}")
+        else:
+            targets.append(record)
+    client = _connect(redis_url)
+    keys = Keys(prefix)
+    _guarded(redis_url, lambda: ensure_job(client, keys, partitions))
+    settings = CrawlSettings.from_options(scope)
+    try:
+        new = _guarded(redis_url, lambda: store_crawl(client, keys, settings, targets, shown_url(redis_url)))
+    except RedisProblem as exc:
+        _fail(str(exc))
+    click.echo(
+        f"crawlsel: {shown_url(redis_url)}: {new:,} seeds queued, {len(targets) - new:,} seen before",
+        err=True,
+    )
+    sys.exit(ExitStatus.OK)
 
 
 @click.command(epilog=EXIT_CODES_HELP)
@@ -181,7 +227,7 @@ def worker(
       crawlsel worker --redis redis://db:6379/0 --forever -c 128 --json | jq .path
     """
     from crawlsel.redisfeeder import Feeder
-    from crawlsel.redisfrontier import RedisFrontier
+    from crawlsel.redisfrontier import RedisFrontier  # noqa: F811 (imported late: no redis at start)
     from crawlsel.redisjob import Keys, RedisProblem, load_redis
 
     try:
@@ -191,6 +237,12 @@ def worker(
         _fail(str(exc))
     except ValueError as exc:
         _fail(f"{redis_url}: {exc}")
+
+    def warn(message: str) -> None:
+        click.echo(f"crawlsel: {printable(message)}", err=True)
+
+    keys = Keys(prefix)
+    crawl = _crawl_of(client, redis_url, keys, warn)
     config = build_config(
         common,
         output_dir=output_dir,
@@ -198,16 +250,14 @@ def worker(
         per_host=per_host,
         keep_alive=keep_alive,
         skip_existing=skip_existing,
+        crawl=crawl is not None,
     )
     trace = common["trace"]
-    report = RunReport(
-        json_out=sys.stdout if json_lines else None, quiet=quiet, progress=not (no_progress or trace)
-    )
     name = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(2).hex()}"
     feeder = Feeder(
         client,
         redis_url,
-        Keys(prefix),
+        keys,
         name,
         # As far ahead as the dispatcher reads (8 x -c, at least 1,024), and twice that:
         # every origin's queue stays fed while a batch is on its way.
@@ -217,119 +267,69 @@ def worker(
         max_deliveries=max_deliveries,
         lease=lease,
         forever=forever,
-        warn=lambda message: click.echo(f"crawlsel: {printable(message)}", err=True),
+        warn=warn,
     )
-    frontier = RedisFrontier(feeder, max_deliveries=max_deliveries, retry_delay=config.retry_delay)
+    frontier: RedisFrontier | CrawlWorkerFrontier
+    pacing = None
+    if crawl is None:
+        frontier = RedisFrontier(feeder, max_deliveries=max_deliveries, retry_delay=config.retry_delay)
+    else:
+        from crawlsel.rediscrawl import CrawlWorkerFrontier
+
+        settings, seeds = crawl
+        pacing = settings.pacing()
+        frontier = CrawlWorkerFrontier(
+            feeder,
+            settings,
+            seeds,
+            user_agent=config.user_agent,
+            pacing=pacing,
+            max_deliveries=max_deliveries,
+            retry_delay=config.retry_delay,
+        )
+    report = RunReport(
+        json_out=sys.stdout if json_lines else None,
+        quiet=quiet,
+        progress=not (no_progress or trace),
+        crawl=None if crawl is None else frontier.counts,  # type: ignore[union-attr]
+    )
     feeder.start()
     try:
-        status = run_and_summarise(config, frontier, report.on_result, report, trace=trace)
+        status = run_and_summarise(config, frontier, report.on_result, report, trace=trace, pacing=pacing)
     finally:
         frontier.close()
+    if feeder.claimed and output_dir.is_dir():
+        # A worker killed while saving left its temporary file (never renamed into place):
+        # the one that took its entries removes what processes gone for good left.
+        from crawlsel.crawlstate import remove_stale_parts
+
+        remove_stale_parts(str(output_dir))
     if feeder.fatal is not None:
         _fail(feeder.fatal)
     sys.exit(status)
 
 
-@click.command()
-@redis_option
-@prefix_option
-def status(redis_url: str, prefix: str) -> None:
-    """Show the job: queued, retrying, in flight per worker, done, failed, dead, pages/s.
+def _crawl_of(client: Any, url: str, keys: Any, warn: Any) -> Any:
+    """The job's crawl settings and seeds (None: a list's job), waiting for Redis if it is down."""
+    from crawlsel.rediscrawl import load_crawl
+    from crawlsel.redisjob import describe, load_redis, shown_url, transient_errors
 
-    \b
-    Example:
-      watch -n1 crawlsel status --redis redis://db:6379/0
-    """
-    from crawlsel.redisjob import GROUP, Keys, shown_url
-
-    client = _connect(redis_url)
-    keys = Keys(prefix)
-
-    def gather() -> tuple[Any, ...]:
-        partitions = int(client.hget(keys.meta, b"partitions") or 0)
-        pipe = client.pipeline(transaction=False)
-        for p in range(partitions):
-            pipe.xlen(keys.stream(p))
-        for p in range(partitions):
-            pipe.xpending(keys.stream(p), GROUP)
-        pipe.mget([keys.out, keys.done, keys.failed])
-        pipe.zcard(keys.retry)
-        pipe.xlen(keys.dead)
-        pipe.zrangebyscore(keys.workers, int(time.time() * 1000) - 60_000, "+inf")
-        replies = pipe.execute(raise_on_error=False)
-        lengths = sum(r for r in replies[:partitions] if isinstance(r, int))
-        pending = sum(r["pending"] for r in replies[partitions : 2 * partitions] if isinstance(r, dict))
-        counts = [int(v or 0) for v in replies[2 * partitions]]
-        workers = replies[-1]
-        pipe = client.pipeline(transaction=False)
-        for name in workers:
-            pipe.hgetall(keys.worker(name.decode()))
-        return (
-            lengths,
-            pending,
-            counts,
-            replies[-3],
-            replies[-2],
-            list(zip(workers, pipe.execute(), strict=True)),
-        )
-
-    lengths, pending, (out, done, failed), retrying, dead, workers = _guarded(redis_url, gather)
-    rate = sum(float(info.get(b"rate", 0)) for _, info in workers)
-    state = "done" if out <= 0 else "running"
-    click.echo(
-        f"{shown_url(redis_url)}: {state}: {lengths - pending:,} queued, {retrying:,} retrying, "
-        f"{pending:,} in flight, {done:,} done, {failed:,} failed, {dead:,} dead, "
-        f"{len(workers)} workers, {rate:,.0f} pages/s"
-    )
-    for name, info in workers:
-        if not info:
-            continue
-        click.echo(
-            f"  {name.decode():<32} {int(info.get(b'partitions', 0)):>4} partitions "
-            f"{int(info.get(b'held', 0)):>6} held {int(info.get(b'done', 0)):>9,} done "
-            f"{float(info.get(b'rate', 0)):>8,.0f} pages/s"
-        )
-
-
-@click.command()
-@redis_option
-@prefix_option
-@click.option("-f", "--follow", is_flag=True, help="Then print records as workers write them (Ctrl-C ends).")
-def results(redis_url: str, prefix: str, follow: bool) -> None:
-    """Print the job's JSON records, one per URL (its latest), as fetch --json prints them.
-
-    \b
-    Examples:
-      crawlsel results --redis redis://db:6379/0 | jq -r 'select(.error) | .url'
-      crawlsel results --redis redis://db:6379/0 --follow | jq .path
-    """
-    from crawlsel.redisjob import Keys
-
-    client = _connect(redis_url)
-    keys = Keys(prefix)
-    out = sys.stdout
-
-    def dump() -> bytes:
-        last = client.xrevrange(keys.results, count=1)
-        mark = last[0][0] if last else b"0-0"
-        for _url, record in client.hscan_iter(keys.latest, count=1000):
-            out.write(record.decode("utf-8", "replace") + "\n")
-        out.flush()
-        return mark
-
-    def tail(mark: bytes) -> None:
-        while True:
-            for _stream, entries in client.xread({keys.results: mark}, count=1000, block=1000) or ():
-                for entry_id, fields in entries:
-                    out.write(fields[b"r"].decode("utf-8", "replace") + "\n")
-                    mark = entry_id
-            out.flush()
-
-    try:
-        mark = _guarded(redis_url, dump)
-        if follow:
-            _guarded(redis_url, lambda: tail(mark))
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except KeyboardInterrupt:
-        sys.exit(ExitStatus.INTERRUPTED)
+    transient, fatal = transient_errors(), load_redis().RedisError
+    delay, said = 0.5, ""
+    while True:
+        try:
+            crawl = load_crawl(client, keys)
+            if said:
+                warn(f"{shown_url(url)}: connected again")
+            return crawl
+        except transient as exc:
+            message = f"{shown_url(url)}: {describe(exc)}; retrying in {delay:g} s"
+            if message != said:
+                warn(message)
+                said = message
+        except fatal as exc:
+            _fail(f"{shown_url(url)}: {describe(exc)}")
+        except ValueError as exc:
+            _fail(f"{shown_url(url)}: {exc}")
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)

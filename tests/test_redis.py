@@ -372,3 +372,87 @@ def test_fetch_start_up_does_not_import_redis() -> None:
     probe = "import sys\nfrom crawlsel.cli import main\nprint('redis' in sys.modules, 'crawlsel.redisjob' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", probe], env=ENV, capture_output=True, text=True)
     assert done.stdout.split() == ["False", "False"], done.stderr
+
+
+HTML = [("Content-Type", "text/html; charset=utf-8")]
+
+
+def linked_site(servers: list[HTTPTestServer]) -> dict[str, list[str]]:
+    """Pages on every server linking across servers, many links shared, a chain deeper than
+    the crawl's depth, a robots.txt Disallow and a link out of scope; url -> its links."""
+    n = len(servers)
+    links: dict[str, list[str]] = {}
+    common = servers[0].url("/common.html")
+    for s, srv in enumerate(servers):
+        for i in range(12):
+            nxt = servers[(s + 1) % n]
+            links[srv.url(f"/p{i}.html")] = [
+                nxt.url(f"/p{(i + 1) % 12}.html"),
+                srv.url(f"/p{(2 * i + 1) % 12}.html"),
+                common,  # shared by every page
+                servers[1].url(f"/private/{i}.html"),  # disallowed by robots.txt
+                "http://elsewhere.invalid/x.html",  # another host: out of scope
+            ]
+            links[srv.url(f"/private/{i}.html")] = []
+    chain = [servers[2].url(f"/deep/{k}.html") for k in range(1, 8)]
+    for here, there in zip(chain, chain[1:], strict=False):
+        links[here] = [there]
+    links[chain[-1]] = []
+    links[common] = [servers[3].url("/p5.html"), chain[0]]
+    links[servers[0].url("/")] = [srv.url("/p0.html") for srv in servers] + [chain[0]]
+    for url, found in links.items():
+        srv = next(s for s in servers if url.startswith(s.base))
+        body = "".join(f'<a href="{link}">{link}</a>\n' for link in found)
+        srv.add(url[len(srv.base) :], f"<html><body>{body}</body></html>".encode(), headers=HTML, delay=0.02)
+    servers[1].add("/robots.txt", b"User-agent: *\nDisallow: /private/\n")
+    return links
+
+
+def file_bytes(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in saved_files(out)}
+
+
+def test_a_crawl_across_3_workers_saves_the_single_process_crawls_files(
+    rds: RedisServer, make_server, tmp_path: Path
+) -> None:
+    servers = [make_server() for _ in range(8)]
+    linked_site(servers)
+    seed = servers[0].url("/")
+    scope = ("--depth", "3")
+    alone = crawlsel("crawl", seed, *scope, "-q", "--per-host", "1", "-o", str(tmp_path / "alone"))
+    assert alone.returncode == 0, alone.stderr
+    expected = file_bytes(tmp_path / "alone")
+    for srv in servers:
+        srv.requests.clear()
+
+    done = crawlsel("enqueue", "--redis", rds.url, "--crawl", seed, *scope)
+    assert done.returncode == 0, done.stderr
+    assert "1 seeds queued, 0 seen before" in done.stderr
+    other = crawlsel("enqueue", "--redis", rds.url, "--crawl", seed, "--depth", "4")
+    assert other.returncode == 1 and "the job crawls with other settings" in other.stderr
+    out = tmp_path / "shared"
+    workers = [start_worker(rds, out, "--json", "--per-host", "1") for _ in range(3)]
+    try:
+        ends = [wait(w) for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+    assert [code for code, _ in ends] == [0, 0, 0], ends
+
+    assert file_bytes(out) == expected  # the same files, the same bytes
+    paths = set(expected)
+    assert any("deep/3.html" in p for p in paths) and not any("deep/4.html" in p for p in paths)
+    assert not any("private" in p for p in paths) and not any("elsewhere" in p for p in paths)
+    pages = Counter(srv.url(r.target) for srv in servers for r in srv.requests if r.target != "/robots.txt")
+    saved_pages = [p for p in expected if not p.endswith("/robots.txt")]  # (each worker reads robots.txt)
+    assert len(pages) == len(saved_pages) and max(pages.values()) == 1  # every page once, by one worker
+    records = [json.loads(line) for w in workers for line in stdout_of(w).splitlines()]
+    fetched = [r for r in records if r.get("via") != "robots"]
+    assert len({r["url"] for r in fetched}) == len(fetched)  # each URL once across the workers
+    assert {r["depth"] for r in fetched} == {0, 1, 2, 3}
+    assert sum(1 for w in workers if stdout_of(w).strip()) >= 2, "one worker did the whole crawl"
+    assert sorted(r["url"] for r in results(rds)) == sorted(r["url"] for r in fetched)
+    status = crawlsel("status", "--redis", rds.url)
+    assert ": done: 0 queued, 0 retrying, 0 in flight" in status.stdout

@@ -293,7 +293,12 @@ def main() -> int:
                     time.sleep(1)
             except KeyboardInterrupt:
                 return 0
-        runs: dict[str, list[dict]] = {"fetch": [], "worker x1": [], "worker x2": []}
+        # "fetch x2": two fetches of half the list each, no Redis and nothing shared: the
+        # most any two processes can get from this machine's cores (the ceiling for x2).
+        halves = [base / "half0.txt", base / "half1.txt"]
+        for i, half in enumerate(halves):
+            half.write_text("".join(u + "\n" for u in urls[i::2]))
+        runs: dict[str, list[dict]] = {"fetch": [], "fetch x2": [], "worker x1": [], "worker x2": []}
         for rep in range(args.repeat):
             # The order alternates: this VM's speed drifts by 20-30 % over a minute.
             for name in list(runs) if rep % 2 == 0 else reversed(list(runs)):
@@ -301,6 +306,10 @@ def main() -> int:
                 shutil.rmtree(out, ignore_errors=True)
                 if name == "fetch":
                     result = timed([[*CRAWLSEL, "fetch", str(urls_file), "-o", str(out), *FLAGS]], servers)
+                elif name == "fetch x2":
+                    result = timed(
+                        [[*CRAWLSEL, "fetch", str(h), "-o", str(out), *FLAGS] for h in halves], servers
+                    )
                 else:
                     new_job(servers, base, urls_file)
                     result = timed([worker(servers, out)] * (2 if name == "worker x2" else 1), servers)
@@ -370,7 +379,10 @@ def report(
             f"{rate[name] / rate['fetch']:.2f}x | {med(name, 'cpu'):.2f} | {med(name, 'server_share'):.0%} | "
             f"{sum(r['bad'] for r in runs[name])} |"
         )
-    print(f"\n2 workers vs 1: {rate['worker x2'] / rate['worker x1']:.2f}x")
+    print(
+        f"\n2 workers vs 1: {rate['worker x2'] / rate['worker x1']:.2f}x; "
+        f"two fetches of half the list vs one of all: {rate['fetch x2'] / rate['fetch']:.2f}x"
+    )
     print(
         f"\nseen set: {seen['usage_per_url']:.1f} bytes/URL (MEMORY USAGE of its {seen['buckets']:,} hashes), "
         f"{seen['used_per_url']:.1f} bytes/URL (used_memory), {seen['urls']:,} URLs; "

@@ -303,11 +303,7 @@ class Connector:
         from crawlsel.tunnel import tunnel_step
 
         assert self._tunnel is not None
-        waiting_for = tunnel_step(self.sock, self._tunnel)  # type: ignore[arg-type]
-        if waiting_for:
-            if waiting_for != self._mask:
-                self._loop.modify(self.sock, waiting_for, self)
-                self._mask = waiting_for
+        if self._waiting(tunnel_step(self.sock, self._tunnel)):  # type: ignore[arg-type]
             return
         if self._trace is not None:
             self._trace.event("tunnel", self._tunnel)
@@ -331,14 +327,17 @@ class Connector:
         self._to(Phase.HANDSHAKING)
         self._handshake()
 
+    def _waiting(self, waiting_for: int) -> bool:
+        """A handshake step that needs the socket readable or writable (its mask) waits for it."""
+        if waiting_for and waiting_for != self._mask:
+            self._loop.modify(self.sock, waiting_for, self)
+            self._mask = waiting_for
+        return bool(waiting_for)
+
     def _handshake(self) -> None:
         from crawlsel.tls import handshake_step
 
-        waiting_for = handshake_step(self.sock)  # type: ignore[arg-type]
-        if waiting_for:
-            if waiting_for != self._mask:
-                self._loop.modify(self.sock, waiting_for, self)
-                self._mask = waiting_for
+        if self._waiting(handshake_step(self.sock)):  # type: ignore[arg-type]
             return
         if self._trace is not None:
             self._trace.event("tls", self.sock.version())  # type: ignore[union-attr]

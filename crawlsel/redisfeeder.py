@@ -131,6 +131,14 @@ class Feeder:
     def start(self) -> None:
         self._thread.start()
 
+    def drain_wake(self) -> None:
+        """Empty the pipe the thread writes to wake the loop (its fd is ``wake_r``)."""
+        try:
+            while os.read(self.wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
     def pop(self, room: int) -> list[Entry]:
         with self.lock:
             inbox = self.inbox

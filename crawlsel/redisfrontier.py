@@ -20,8 +20,6 @@ An entry's end (the semantics the README states):
 
 from __future__ import annotations
 
-import os
-
 from crawlsel.errors import InvalidURL
 from crawlsel.frontier import Work
 from crawlsel.models import FetchResult, InvalidLine, Target
@@ -67,11 +65,7 @@ class RedisFrontier:
         return taken
 
     def input_ready(self) -> None:
-        try:
-            while os.read(self._feeder.wake_r, 4096):
-                pass
-        except BlockingIOError:
-            pass
+        self._feeder.drain_wake()
         self._settle()
 
     def add(self, target: Target) -> bool:

@@ -12,7 +12,6 @@ while a page's links are on their way.  No method blocks or talks to Redis.
 
 from __future__ import annotations
 
-import os
 from collections import deque
 
 from crawlsel.crawlqueue import Found
@@ -80,11 +79,7 @@ class RedisQueue:
 
     def input_ready(self) -> None:
         """The feeder's pipe is readable (entries arrived, or the job is done): drain it."""
-        try:
-            while os.read(self._feeder.wake_r, 4096):
-                pass
-        except BlockingIOError:
-            pass
+        self._feeder.drain_wake()
 
     @property
     def ready(self) -> bool:

@@ -125,18 +125,6 @@ def auth_squid() -> Iterator[Daemon]:
     proxy.close()
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def cafile(ca: trustme.CA, tmp_path: Path) -> str:
-    path = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return str(path)
-
-
 @pytest.fixture
 def https_localhost(ca: trustme.CA) -> Iterator[HTTPTestServer]:
     """A TLS origin whose certificate names only "localhost": verifying it against

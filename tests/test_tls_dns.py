@@ -31,18 +31,6 @@ def crawl(*args: str) -> Result:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def cafile(ca: trustme.CA, tmp_path: Path) -> str:
-    path = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return str(path)
-
-
 def tls_server(ca: trustme.CA, *identities: str, **cert_options: object) -> HTTPTestServer:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(*(identities or ("127.0.0.1", "localhost")), **cert_options).configure_cert(context)  # type: ignore[arg-type]

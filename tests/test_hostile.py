@@ -20,6 +20,8 @@ from scripted import ScriptedServer, chunked, response
 
 from crawlsel.cli import main
 
+from servers import HTTPTestServer
+
 OK = ("expect",)
 
 
@@ -384,6 +386,20 @@ def test_endless_stream_hits_the_whole_url_timeout(tmp_path: Path) -> None:
     record, out, _ = run_case(tmp_path, [script], "--timeout", "0.3")
     assert record["error_kind"] == "timeout"
     assert record["error"] == "gave up after 0.3 s (--timeout)"
+    assert files_under(out) == []
+
+
+def test_the_whole_url_timeout_ends_a_job_waiting_out_a_retry_after(
+    server: HTTPTestServer, tmp_path: Path
+) -> None:
+    """Issue 11 item 1: --timeout fires wherever the job is held, here in its backoff timer
+    (Retry-After: 30); without it the retry would go out 30 s later."""
+    url = server.add("/busy", b"busy", status=503, reason="Busy", headers=[("Retry-After", "30")])
+    code, records, out = fetch(tmp_path, [url], "--timeout", "0.5", "--retries", "3")
+    assert code == 1
+    assert records[url]["error_kind"] == "timeout"
+    assert records[url]["error"] == "gave up after 0.5 s (--timeout)"
+    assert len(server.requests) == 1  # the retry never left
     assert files_under(out) == []
 
 

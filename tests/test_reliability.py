@@ -32,7 +32,7 @@ from crawlsel.writer import PageWriter
 
 from servers import HTTPTestServer
 
-CASES = 40
+CASES = 30  # under 30 s in make test on a busy 2-core machine; case 3 already met the pipelining bug
 HANG_SECONDS = 20.0  # a run of a case takes well under a second; this one is stuck
 
 

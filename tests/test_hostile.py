@@ -1030,6 +1030,10 @@ TE_REFUSED = {
         b"Transfer-Encoding: chunked, another\r\n\r\n" + chunked(b"abc"),
         "unsupported transfer coding 'another'",
     ),
+    "chunked, chunked, another (curl 1723)": (
+        b"Transfer-Encoding: chunked, chunked, another\r\n\r\n" + chunked(b"abc"),
+        "another",
+    ),
     "unknown transfer coding": (b"Transfer-Encoding: br\r\n\r\nabc", "unsupported transfer coding 'br'"),
     # RFC 9112 6.1: chunked not last; the page would hold chunk framing.
     "TE on two lines, gzip last": (
@@ -1053,6 +1057,7 @@ def test_unknown_transfer_codings_fail(tmp_path: Path, name: str) -> None:
 LENIENT = {
     # curl tests 34, 47, 1033: heads with bare LF line ends.
     "bare LF head (curl 47)": b"HTTP/1.1 200 OK\nContent-Length: 3\n\nabc",
+    "bare LF head, CRLF chunks": b"HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n3\r\nabc\r\n0\r\n\r\n",
     # RFC 9112 7.1.1: BWS before ";" in a chunk extension.
     "space before chunk extension": (
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3 ;a=b\r\nabc\r\n0\r\n\r\n"
@@ -1085,6 +1090,16 @@ def test_lenient_heads_as_curl(tmp_path: Path, name: str) -> None:
     record, out, server = run_case(tmp_path, [[OK, ("send", LENIENT[name])]])
     assert record["error"] is None, record
     assert saved_bytes(out, server) == b"abc"
+
+
+def test_bare_lf_chunk_lines_are_a_protocol_error_not_a_page(tmp_path: Path) -> None:
+    """curl test 34 ends its chunk lines with a bare LF too (RFC 9112 2.2: a MAY); llhttp has
+    no leniency for it and a guess would misframe, so the URL fails and nothing is saved."""
+    curl_34 = b"HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n2\nab\n1;e=1\nc\n0\n\n"
+    record, out, _ = run_case(tmp_path, [[OK, ("send", curl_34), ("close",)]])
+    assert record["error_kind"] == "protocol", record
+    assert "chunk size" in record["error"]
+    assert files_under(out) == []
 
 
 def test_spaced_chunk_extensions_beside_chunk_data_that_looks_like_them(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ class ArchiveError(Exception):
     """The WARC file cannot be opened or written (the message names it)."""
 
 
-def _digest(data: bytes) -> bytes:
+def _digest(data: bytes | memoryview) -> bytes:
     """``sha1:`` and the digest in base32, as WARC tools write it."""
     return b"sha1:" + base64.b32encode(hashlib.sha1(data).digest())
 
@@ -53,6 +53,12 @@ def _body_start(message: bytes) -> int:
         if message[at + 9 : at + 10] != b"1" or not message.startswith(b"HTTP/", at):
             return end
         at = end
+
+
+def _now() -> bytes:
+    return (
+        datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z").encode("ascii")
+    )
 
 
 def _record_id() -> bytes:
@@ -94,13 +100,15 @@ class Archive:
             common.append((b"WARC-IP-Address", ip.encode("ascii")))
         kind = b"revisit" if response.startswith((b"HTTP/1.1 304", b"HTTP/1.0 304")) else b"response"
         answer_id = _record_id()
-        answer = [*common, (b"WARC-Payload-Digest", _digest(response[_body_start(response) :]))]
+        payload = memoryview(response)[_body_start(response) :]  # no copy of the body to hash it
+        answer = [*common, (b"WARC-Payload-Digest", _digest(payload))]
         if kind == b"revisit":
             answer += [(b"WARC-Profile", NOT_MODIFIED), (b"WARC-Refers-To-Target-URI", common[0][1])]
+        date = _now()  # one for both records: they are concurrent
         try:
-            self._write(kind, response, answer, b"application/http; msgtype=response", answer_id)
+            self._write(kind, response, answer, b"application/http; msgtype=response", answer_id, date)
             asked = [*common, (b"WARC-Concurrent-To", answer_id)]
-            self._write(b"request", request, asked, b"application/http; msgtype=request")
+            self._write(b"request", request, asked, b"application/http; msgtype=request", date=date)
         except ArchiveError as exc:
             self.failed = str(exc)
 
@@ -111,25 +119,29 @@ class Archive:
         fields: list[tuple[bytes, bytes]],
         content_type: bytes,
         record_id: bytes = b"",
+        date: bytes = b"",
     ) -> None:
-        date = datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
         head = [
             (b"WARC-Type", kind),
             (b"WARC-Record-ID", record_id or _record_id()),
-            (b"WARC-Date", date.encode("ascii")),
+            (b"WARC-Date", date or _now()),
             *fields,
             (b"WARC-Block-Digest", _digest(block)),
             (b"Content-Type", content_type),
             (b"Content-Length", b"%d" % len(block)),
         ]
-        record = b"".join(
-            [WARC_VERSION, b"\r\n", *(n + b": " + v + b"\r\n" for n, v in head), b"\r\n", block, b"\r\n\r\n"]
-        )
+        lines = b"".join([WARC_VERSION, b"\r\n", *(n + b": " + v + b"\r\n" for n, v in head), b"\r\n"])
         if self._gzip:  # one gzip member per record (WARC 1.1 annex D)
             packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-            record = packer.compress(record) + packer.flush()
+            parts = [
+                packer.compress(lines),
+                packer.compress(block),
+                packer.compress(b"\r\n\r\n") + packer.flush(),
+            ]
+        else:
+            parts = [lines, block, b"\r\n\r\n"]
         try:
-            self._file.write(record)  # whole records only reach the file, on Ctrl-C too
+            self._file.writelines(parts)  # whole records only reach the file, on Ctrl-C too
         except OSError as exc:
             raise ArchiveError(f"cannot write {self.path}: {exc.strerror}") from None
 

@@ -143,8 +143,6 @@ def _single_process_only(config: Config, engine: str) -> str | None:
         return "--warc (one archive file)"
     if config.cookies is not None:
         return "cookies (-b, --cookie-jar: one cookie store)"
-    if config.update:
-        return "--update (one validators index)"
     return None
 
 

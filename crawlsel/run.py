@@ -43,6 +43,7 @@ class RunOutcome(NamedTuple):
     interrupted: bool = False
     usage_error: str | None = None  # an unusable output folder, or a list unreadable mid-run
     connections_by_host: dict[str, int] | None = None  # select engine only
+    validator_changes: dict | None = None  # --update in a worker: for its parent's one index
 
 
 class Run:
@@ -125,6 +126,7 @@ class Run:
                 dispatcher.stop()
 
         validators = None
+        changes = None
         if self.config.update:
             from crawlsel.update import Validators
 
@@ -170,7 +172,9 @@ class Run:
             loop.close()
             if archive is not None:
                 self._close_archive(archive)
-            if validators is not None:
+            if validators is not None and self._worker:
+                changes = validators.changes()  # the parent writes the one index
+            elif validators is not None:
                 try:
                     validators.save()
                 except OSError as exc:
@@ -178,7 +182,9 @@ class Run:
                         f"cannot write {validators.file}: {exc.strerror} (--update fetches those pages again)"
                     )
         return RunOutcome(
-            interrupted=self._interrupted, connections_by_host=dispatcher.pool.connections_by_host
+            interrupted=self._interrupted,
+            connections_by_host=dispatcher.pool.connections_by_host,
+            validator_changes=changes,
         )
 
     def _close_archive(self, archive: Archive) -> None:

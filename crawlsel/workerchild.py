@@ -11,7 +11,6 @@ prints nothing but ``--trace`` lines and warnings: the parent reports.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
 from crawlsel.frontier import ListFrontier
@@ -55,7 +54,6 @@ def work(name: str, config: Config, work_fd: int, result_fd: int, trace: bool) -
     """Run this worker's share and leave the process (never returns)."""
     status = 0
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into SIGTERM
         sender = _Sender(result_fd)
         frontier = ListFrontier(targets_from_pipe(work_fd), dedupe=False)  # the parent dedupes
         run = Run(
@@ -69,7 +67,8 @@ def work(name: str, config: Config, work_fd: int, result_fd: int, trace: bool) -
             worker=name,
         )
         outcome = run.execute()
-        sender.send(0, end=(outcome.interrupted, outcome.usage_error, outcome.connections_by_host or {}))
+        ending = (outcome.interrupted, outcome.usage_error, outcome.connections_by_host or {})
+        sender.send(0, end=(*ending, outcome.validator_changes))
     except BaseException as exc:  # noqa: BLE001 - a worker never shows a traceback
         _say(f"crawlsel: error: {name}: {type(exc).__name__}: {exc}")
         status = 70  # EX_SOFTWARE: the parent fails this worker's URLs with it

@@ -119,6 +119,8 @@ class _Parent:
         self._interrupted = False
         self._usage_error: str | None = None
         self._connections: dict[str, int] = {}
+        self._previous: tuple[Any, Any] = (signal.SIG_DFL, signal.SIG_DFL)
+        self._validator_changes: list[dict] = []  # --update: each worker's, for the one index
 
     # --- starting ------------------------------------------------------------
 
@@ -126,12 +128,20 @@ class _Parent:
         """Fork the workers, each with its share of ``-c``, before anything is read."""
         sys.stdout.flush()
         sys.stderr.flush()
+        # Ctrl-C is the parent's from before the first fork: no moment when it kills the
+        # parent and leaves the workers running.  A worker resets both at once.
+        self._previous = (
+            signal.signal(signal.SIGINT, self._interrupt),
+            signal.signal(signal.SIGTERM, self._interrupt),
+        )
         ours: list[int] = []  # the parent's pipe ends: a worker closes those of every worker
         for number, share in enumerate(shares(self.config.concurrency, workers), 1):
             work_r, work_w = os.pipe()
             result_r, result_w = os.pipe()
             pid = os.fork()
             if pid == 0:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into SIGTERM
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 for fd in (*ours, work_w, result_r):
                     os.close(fd)
                 from crawlsel.workerchild import work
@@ -142,6 +152,8 @@ class _Parent:
             ours += (work_w, result_r)
             os.set_blocking(work_w, False)
             self.children.append(_Child(f"worker {number}", pid, work_w, result_r))
+            if self._stopping:  # Ctrl-C while the workers were being started
+                os.kill(pid, signal.SIGTERM)
         if trace:
             pids = ", ".join(str(child.pid) for child in self.children)
             say(f"crawlsel: {workers} worker processes (pids {pids}), each URL to the worker of its host")
@@ -153,10 +165,6 @@ class _Parent:
         loop = self.loop
         for child in self.children:
             loop.register(child.result_fd, EVENT_READ, OnReadable(partial(self._receive, child)))
-        previous = (
-            signal.signal(signal.SIGINT, self._interrupt),
-            signal.signal(signal.SIGTERM, self._interrupt),
-        )
         loop.wake_on_signals()
         ticker: list[Any] = []
         if self.report.live:
@@ -173,13 +181,29 @@ class _Parent:
         finally:
             if ticker:
                 ticker[0].cancel()
-            signal.signal(signal.SIGINT, previous[0])
-            signal.signal(signal.SIGTERM, previous[1])
+            signal.signal(signal.SIGINT, self._previous[0])
+            signal.signal(signal.SIGTERM, self._previous[1])
             signal.set_wakeup_fd(-1)
             loop.close()
+        if self._validator_changes:
+            self._save_validators()
         if self._usage_error is not None:
             return usage_failed(self.report, self._usage_error)
         return summarise(self.report, self._interrupted, self._connections or None)
+
+    def _save_validators(self) -> None:
+        """--update: the workers' news in the folder's one index, written once, as one process does."""
+        from crawlsel.update import Validators
+
+        validators = Validators.load(self.config.output_dir)
+        for changes in self._validator_changes:
+            validators.apply(changes)
+        try:
+            validators.save()
+        except OSError as exc:
+            say(
+                f"crawlsel: warning: cannot write {validators.file}: {exc.strerror} (--update fetches those pages again)"
+            )
 
     def _interrupt(self, signum: int, frame: object) -> None:
         # As one process: the first Ctrl-C stops cleanly, a second one ends the parent at once.
@@ -327,6 +351,8 @@ class _Parent:
                     self._usage_error = message[3]
                     self._stop()
                 self._connections.update(message[4])
+                if message[5]:
+                    self._validator_changes.append(message[5])
 
     def _ended(self, child: _Child) -> None:
         """The worker's pipe closed: it exited.  URLs it held without a record fail, unless

@@ -146,9 +146,9 @@ def test_a_killed_worker_fails_its_urls_and_the_run_ends(origins, tmp_path: Path
 @pytest.mark.parametrize("to_group", [True, False], ids=["group", "parent"])
 def test_ctrl_c_stops_every_worker_and_exits_130(origins, tmp_path: Path, to_group: bool) -> None:
     urls = [
-        srv.add(f"/big{i}", b"b" * 100_000, delay=0.3, framing="chunked", chunk_size=100)
+        srv.add(f"/big{i}", b"b" * 100_000, delay=0.5, framing="chunked", chunk_size=100)
         for srv in origins
-        for i in range(10)
+        for i in range(25)
     ]
     (tmp_path / "urls.txt").write_text("\n".join(urls))
     proc = subprocess.Popen(
@@ -204,7 +204,6 @@ def test_auto_rule(tmp_path: Path) -> None:
     [
         (["--engine", "threads"], "--engine threads"),
         (["--warc", "a.warc"], "--warc"),
-        (["--update"], "--update"),
         (["--workers", "0"], "is not a number of processes"),
     ],
 )
@@ -213,6 +212,19 @@ def test_what_needs_one_process_is_a_usage_error(tmp_path: Path, args: list[str]
     done = run(["urls.txt", "--workers", "2", *args], tmp_path)
     assert done.returncode == 2
     assert words in done.stderr.strip().splitlines()[-1]  # one line says what (click's usage lines above)
+
+
+def test_update_keeps_one_index_for_every_workers_pages(origins, tmp_path: Path) -> None:
+    urls = [srv.add(f"/u{i}", b"u", headers=[("ETag", f'"v{i}"')]) for srv in origins for i in range(5)]
+    (tmp_path / "urls.txt").write_text("\n".join(urls))
+    assert run(["urls.txt", "--workers", "2", "--update", "-q"], tmp_path).returncode == 0
+    index = (tmp_path / "crawled_page" / ".crawlsel-validators").read_text().splitlines()
+    assert sorted(line.split("\t")[0] for line in index) == sorted(urls)
+    for srv in origins:
+        srv.requests.clear()
+    assert run(["urls.txt", "--workers", "2", "--update", "-q"], tmp_path).returncode == 0
+    asked = [r.headers.get("if-none-match") for srv in origins for r in srv.requests]
+    assert len(asked) == len(urls) and all(asked)
 
 
 def test_stdin_with_workers(origins, tmp_path: Path) -> None:

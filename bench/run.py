@@ -82,8 +82,12 @@ def ensure_nginx() -> str | None:
 
 
 class StaticServer:
-    def __init__(self, root: Path, work: Path) -> None:
+    def __init__(self, root: Path, work: Path, origins: int = 4) -> None:
         self.port = free_port()
+        # The same site on more ports: the "small4" scenario's 4 origins (fetch --workers
+        # splits a run by host, so one origin is all one worker's).
+        self.ports = [self.port] + [free_port() for _ in range(origins - 1)]
+        listens = " ".join(f"listen 127.0.0.1:{port} backlog=16384;" for port in self.ports)
         nginx = ensure_nginx()
         if nginx:
             conf = work / "nginx.conf"
@@ -99,7 +103,7 @@ http {{
   keepalive_requests 1000000;
   keepalive_timeout 60s;
   sendfile on;
-  server {{ listen 127.0.0.1:{self.port} backlog=16384; root {root}; }}
+  server {{ {listens} root {root}; }}
 }}
 """
             )
@@ -112,8 +116,10 @@ http {{
                 file=sys.stderr,
             )
             self.kind = "python http.server"
+            self.ports = [self.port]  # one port: "small4" is then one origin
             self.proc = subprocess.Popen([PY, str(HERE / "static_server.py"), str(self.port), str(root)])
-        wait_for_port(self.port)
+        for port in self.ports:
+            wait_for_port(port)
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -174,6 +180,8 @@ def make_corpus(site: Path, count: int, low: int, high: int, prefix: str, seed: 
 # crawlsel with HTTP/1.1 pipelining (off by default): the same number of requests in
 # flight as the others' connections, on an eighth as many connections.
 PIPELINED = "crawlsel --pipeline 8"
+# fetch --workers N: the run split over N processes by host (forked workers).
+WORKERS = {"crawlsel --workers 1": "1", "crawlsel --workers 2": "2"}
 
 
 def command(tool: str, scenario: Scenario, out: Path, lists: Path) -> list[str]:
@@ -191,6 +199,7 @@ def command(tool: str, scenario: Scenario, out: Path, lists: Path) -> list[str]:
             "--per-host",
             str(max(1, n // 8) if pipelined else n),
             *(["--pipeline", "8"] if pipelined else []),
+            *(["--workers", WORKERS[tool]] if tool in WORKERS else []),
             "-q",
             "--no-compressed",
         ]
@@ -432,7 +441,15 @@ def main() -> int:
             [f"{s_url}/p{i}.html" for i in range(small_n)],
             {},
             64,
-            all_tools,
+            [*all_tools, *WORKERS],
+        ),
+        Scenario(
+            "small4",
+            f"the same {small_n:,} pages on {len(static.ports)} ports (origins) of {static.kind}, concurrency 64",
+            [f"http://127.0.0.1:{static.ports[i % len(static.ports)]}/p{i}.html" for i in range(small_n)],
+            {},
+            64,
+            ["crawlsel", *WORKERS, "curl"],
         ),
         Scenario(
             "latency",

@@ -15,16 +15,16 @@ from typing import Any
 import click
 
 from crawlsel import __version__
-from crawlsel.clirun import EXIT_CODES_HELP, run_and_summarise, usage_exit
+from crawlsel.clirun import EXIT_CODES_HELP, fetch_lists, run_and_summarise, usage_exit
 from crawlsel.engines import ENGINES
 from crawlsel.errors import ExitStatus, SourceError
 from crawlsel.frontier import ListFrontier
 from crawlsel.http11 import ResponseHead
 from crawlsel.lazygroup import LazyGroup
 from crawlsel.models import FetchResult, Target
-from crawlsel.options import build_config, common_options, run_options
+from crawlsel.options import WorkersType, build_config, common_options, run_options
 from crawlsel.report import RunReport, printable
-from crawlsel.sources import argument_records, check_readable, read_targets
+from crawlsel.sources import argument_records, check_readable
 
 # The crawl's and the Redis commands are imported when named (crawlsel.lazygroup).
 LAZY = {
@@ -62,6 +62,14 @@ def main() -> None:
     show_default=True,
     help="How to wait for I/O (see crawlsel compare and docs/models.md).",
 )
+@click.option(
+    "--workers",
+    type=WorkersType(),
+    default="auto",
+    show_default=True,
+    help="Processes the run is split over, by host (auto: 1 for stdin and lists under 200 KB, "
+    "else one per CPU, at most 4).",
+)
 @common_options
 def fetch(
     sources: tuple[str, ...],
@@ -74,6 +82,7 @@ def fetch(
     no_progress: bool,
     json_lines: bool,
     engine: str,
+    workers: int | str,
     **common: Any,
 ) -> None:
     """Fetch the URLs listed in SOURCE files and save each body under the output folder.
@@ -114,9 +123,7 @@ def fetch(
     report = RunReport(
         json_out=sys.stdout if json_lines else None, quiet=quiet, progress=not (no_progress or trace)
     )
-    frontier = ListFrontier(read_targets(sources), dedupe=config.dedupe)
-    status = run_and_summarise(config, frontier, report.on_result, report, trace=trace, engine=engine)
-    sys.exit(status)
+    sys.exit(fetch_lists(config, sources, report, trace=trace, engine=engine, workers=workers))
 
 
 @main.command(epilog=EXIT_CODES_HELP)

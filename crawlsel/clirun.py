@@ -6,15 +6,18 @@ summary and the exit status; ``summarise`` is the one place that mapping is made
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from typing import Any
 
 from crawlsel.errors import ExitStatus
-from crawlsel.frontier import Frontier
+from crawlsel.frontier import Frontier, ListFrontier
 from crawlsel.models import Config
 from crawlsel.pacing import Pacing
 from crawlsel.report import RunReport, printable
 from crawlsel.run import Run
+from crawlsel.sources import read_targets
 
 EXIT_CODES_HELP = """\b
 Exit status:
@@ -74,6 +77,73 @@ def run_and_summarise(
         say(f"crawlsel: error: {printable(jar_error)}")
         return ExitStatus.FAILED if status == ExitStatus.OK else status
     return status
+
+
+# --workers auto: lists smaller than this run in one process.  Forking and the pipes cost
+# a few ms, and a list this short is done in well under a second anyway.
+AUTO_MIN_LIST_BYTES = 200 * 1024
+AUTO_MAX_WORKERS = 4
+
+
+def fetch_lists(
+    config: Config,
+    sources: tuple[str, ...],
+    report: RunReport,
+    *,
+    trace: bool,
+    engine: str,
+    workers: int | str,
+) -> int:
+    """``fetch``'s run: in this process, or split over worker processes (crawlsel.workers)."""
+    count = worker_count(workers, sources, config, engine)
+    if count > 1:
+        from crawlsel.workers import fetch_with_workers
+
+        return fetch_with_workers(config, sources, report, count, trace=trace)
+    frontier = ListFrontier(read_targets(sources), dedupe=config.dedupe)
+    return run_and_summarise(config, frontier, report.on_result, report, trace=trace, engine=engine)
+
+
+def worker_count(workers: int | str, sources: tuple[str, ...], config: Config, engine: str) -> int:
+    """How many processes a fetch runs in; a usage error for what workers cannot do.
+
+    ``auto`` is 1 (the run as it always was, nothing forked) for standard input or a
+    pipe, for lists under ``AUTO_MIN_LIST_BYTES`` in all (one os.stat each: nothing
+    is read), on one CPU, and for what only one process can do; else one worker per
+    CPU this process may run on, at most ``AUTO_MAX_WORKERS`` and at most ``-c``.
+    """
+    unsupported = _single_process_only(config, engine)
+    if workers != "auto":
+        count = int(workers)
+        if count > 1 and unsupported:
+            usage_exit(f"--workers {count}: {unsupported} needs one process (--workers 1)")
+        return max(1, min(count, config.concurrency))
+    if unsupported:
+        return 1
+    size = 0
+    for name in sources:
+        try:
+            info = os.stat(name) if name != "-" else None
+        except OSError:
+            return 1
+        if info is None or not stat.S_ISREG(info.st_mode):
+            return 1
+        size += info.st_size
+    if size < AUTO_MIN_LIST_BYTES:
+        return 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cpus, AUTO_MAX_WORKERS, config.concurrency))
+
+
+def _single_process_only(config: Config, engine: str) -> str | None:
+    """What a run asks for that workers cannot split, in a user's words, or None."""
+    if engine != "select":
+        return f"--engine {engine}"
+    if config.warc:
+        return "--warc (one archive file)"
+    if config.cookies is not None:
+        return "cookies (-b, --cookie-jar: one cookie store)"
+    return None
 
 
 def usage_failed(report: RunReport, message: str) -> int:

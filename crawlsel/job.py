@@ -218,10 +218,7 @@ class JobContext:
         if isinstance(record, FetchResult):
             return record
         if isinstance(record, InvalidLine):
-            where = f"{record.source}, line {record.line}: " if record.line else ""
-            return FetchResult(
-                url=record.text, error=f"{where}{record.reason}", error_kind="invalid_url", index=record.index
-            )
+            return invalid_result(record)
         if self._skip is not None:
             existing = self._skip(record)
             if existing is not None:
@@ -383,3 +380,11 @@ class JobContext:
             index=job.target.index,
             attempts=job.attempts,
         )
+
+
+def invalid_result(record: InvalidLine) -> FetchResult:
+    """The record of a line that is not a URL crawlsel can fetch (also fetch --workers' parent's)."""
+    where = f"{record.source}, line {record.line}: " if record.line else ""
+    return FetchResult(
+        url=record.text, error=f"{where}{record.reason}", error_kind="invalid_url", index=record.index
+    )

@@ -84,6 +84,22 @@ class SizeType(click.ParamType):
         return int(match.group(1)) * self._units[match.group(2).lower()]
 
 
+class WorkersType(click.ParamType):
+    """``--workers``: a number of processes (1 or more) or ``auto``."""
+
+    name = "N|auto"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int | str:
+        if isinstance(value, int) or value == "auto":
+            return value
+        text = str(value).strip().lower()
+        if text == "auto":
+            return text
+        if not text.isdigit() or int(text) < 1:
+            self.fail(f"{value!r} is not a number of processes (1 or more) or 'auto'", param, ctx)
+        return int(text)
+
+
 def common_options(fn: Any) -> Any:
     """Options shared by ``fetch`` and ``get`` (they arrive in ``**common``)."""
     positive = click.FloatRange(min=0, min_open=True)

@@ -63,6 +63,7 @@ FETCH_DEFAULTS: dict[str, Any] = {
     "no_progress": False,
     "json_lines": False,
     "engine": "select",
+    "workers": "auto",
     "update": False,
     "warc": None,
 }
@@ -169,14 +170,14 @@ def _fetch(
     no_progress: bool,
     json_lines: bool,
     engine: str,
+    workers: int | str,
     **common: Any,
 ) -> None:
     """``crawlsel.cli.fetch`` with no option but ``FLAGS`` given."""
-    from crawlsel.clirun import run_and_summarise, usage_exit
+    from crawlsel.clirun import fetch_lists, usage_exit
     from crawlsel.errors import SourceError
-    from crawlsel.frontier import ListFrontier
     from crawlsel.report import RunReport
-    from crawlsel.sources import check_readable, read_targets
+    from crawlsel.sources import check_readable
 
     sources = sources or ("urls.txt",)
     for name in sources:
@@ -194,8 +195,7 @@ def _fetch(
         skip_existing=skip_existing,
     )
     report = RunReport(json_out=sys.stdout if json_lines else None, quiet=quiet, progress=not no_progress)
-    frontier = ListFrontier(read_targets(sources), dedupe=config.dedupe)
-    sys.exit(run_and_summarise(config, frontier, report.on_result, report, engine=engine))
+    sys.exit(fetch_lists(config, sources, report, trace=False, engine=engine, workers=workers))
 
 
 def _get(

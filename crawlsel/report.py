@@ -267,12 +267,13 @@ class RunReport:
 class TraceWriter:
     """``--trace``: one line per selector event or state change, on stderr."""
 
-    def __init__(self, stream: IO[str] | None = None) -> None:
+    def __init__(self, stream: IO[str] | None = None, *, label: str = "") -> None:
         self._stream = stream if stream is not None else sys.stderr
         self._t0 = time.monotonic()
+        self._label = label  # "worker 2 pid 1234 ": whose fd (fetch --workers N)
 
     def __call__(self, fd: int, text: str) -> None:
-        self._stream.write(f"+{time.monotonic() - self._t0:.3f} fd={fd} {printable(text)}\n")
+        self._stream.write(f"+{time.monotonic() - self._t0:.3f} {self._label}fd={fd} {printable(text)}\n")
         self._stream.flush()
 
 

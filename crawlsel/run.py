@@ -43,6 +43,7 @@ class RunOutcome(NamedTuple):
     interrupted: bool = False
     usage_error: str | None = None  # an unusable output folder, or a list unreadable mid-run
     connections_by_host: dict[str, int] | None = None  # select engine only
+    validator_changes: dict | None = None  # --update in a worker: for its parent's one index
 
 
 class Run:
@@ -61,6 +62,7 @@ class Run:
         stop_when: Callable[[], bool] | None = None,
         warn: Callable[[str], None] | None = None,
         pacing: Pacing | None = None,
+        worker: str | None = None,
     ) -> None:
         self.config = config
         self.frontier = frontier
@@ -73,6 +75,9 @@ class Run:
         self._warn = warn or (lambda message: None)
         self._interrupted = False
         self._pacing = pacing  # politeness shared with a crawl frontier (Crawl-delay)
+        # A worker process of fetch --workers N (its name, for --trace): its parent
+        # turns Ctrl-C into one SIGTERM for it, and decides when to give up waiting.
+        self._worker = worker
 
     def execute(self) -> RunOutcome:
         config = self.config = fit_open_files(self.config, self._warn)
@@ -121,6 +126,7 @@ class Run:
                 dispatcher.stop()
 
         validators = None
+        changes = None
         if self.config.update:
             from crawlsel.update import Validators
 
@@ -131,7 +137,7 @@ class Run:
             open_sink,
             result_then_check,
             skip=skip,
-            trace=TraceWriter() if self._trace else None,
+            trace=TraceWriter(label=f"{self._worker} " if self._worker else "") if self._trace else None,
             pacing=self._pacing,
             validators=validators,
             archive=archive,
@@ -139,10 +145,12 @@ class Run:
 
         def interrupt(signum: int, frame: object) -> None:
             # First Ctrl-C (or SIGTERM): stop starting requests, clean up, summarise.
-            # A second one gets the default action and ends the process at once.
+            # A second one gets the default action and ends the process at once
+            # (in a worker, ignored: a SIGTERM sent to the group and its parent's one).
             self._interrupted = True
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            after = signal.SIG_IGN if self._worker else signal.SIG_DFL
+            signal.signal(signal.SIGINT, after)
+            signal.signal(signal.SIGTERM, after)
             dispatcher.stop()
 
         ticker: list[Any] = []
@@ -154,7 +162,7 @@ class Run:
                 ticker[0] = loop.call_later(TICK_SECONDS, refresh, background=True)
 
             ticker.append(loop.call_later(TICK_SECONDS, refresh, background=True))
-        previous = _install_signals(interrupt, loop)
+        previous = _install_signals(interrupt, loop, signal.SIG_IGN if self._worker else interrupt)
         try:
             dispatcher.run(self.frontier)
         finally:
@@ -164,7 +172,9 @@ class Run:
             loop.close()
             if archive is not None:
                 self._close_archive(archive)
-            if validators is not None:
+            if validators is not None and self._worker:
+                changes = validators.changes()  # the parent writes the one index
+            elif validators is not None:
                 try:
                     validators.save()
                 except OSError as exc:
@@ -172,7 +182,9 @@ class Run:
                         f"cannot write {validators.file}: {exc.strerror} (--update fetches those pages again)"
                     )
         return RunOutcome(
-            interrupted=self._interrupted, connections_by_host=dispatcher.pool.connections_by_host
+            interrupted=self._interrupted,
+            connections_by_host=dispatcher.pool.connections_by_host,
+            validator_changes=changes,
         )
 
     def _close_archive(self, archive: Archive) -> None:
@@ -252,9 +264,9 @@ def fit_open_files(config: Config, warn: Callable[[str], None]) -> Config:
     return config
 
 
-def _install_signals(handler: Any, loop: EventLoop) -> Any:
+def _install_signals(handler: Any, loop: EventLoop, on_sigint: Any) -> Any:
     try:
-        previous = (signal.signal(signal.SIGINT, handler), signal.signal(signal.SIGTERM, handler))
+        previous = (signal.signal(signal.SIGINT, on_sigint), signal.signal(signal.SIGTERM, handler))
     except ValueError:  # not the main thread: leave signals alone
         return None
     loop.wake_on_signals()

@@ -34,6 +34,7 @@ class Validators:
         self.file = folder / INDEX_NAME
         self._pages: dict[str, Saved] = {}
         self._changed = False
+        self._touched: dict[str, Saved | None] = {}  # this run's news (None: forgotten), for a parent
 
     @classmethod
     def load(cls, folder: Path) -> Validators:
@@ -71,9 +72,23 @@ class Validators:
         etag = _field(head, "etag")
         modified = _field(head, "last-modified")
         if etag or modified:
-            self._pages[url] = Saved(etag, modified, path)
+            self._pages[url] = self._touched[url] = Saved(etag, modified, path)
             self._changed = True
         elif self._pages.pop(url, None) is not None:
+            self._touched[url] = None
+            self._changed = True
+
+    def changes(self) -> dict[str, Saved | None]:
+        """What this run learned, for the one index a fetch --workers parent writes."""
+        return dict(self._touched)
+
+    def apply(self, changes: dict[str, Saved | None]) -> None:
+        """A worker's ``changes()`` (its hosts are its own: no two workers touch one URL)."""
+        for url, saved in changes.items():
+            if saved is not None:
+                self._pages[url] = saved
+            else:
+                self._pages.pop(url, None)
             self._changed = True
 
     def save(self) -> None:

@@ -108,6 +108,7 @@ class Scanner:
         self._pending[request.key] = request
         message = pickle.dumps(request, pickle.HIGHEST_PROTOCOL)
         self._out += _LENGTH.pack(len(message)) + message
+        self._exchange()  # at once, not at the turn's end: the child must not wait while the loop scans
 
     def collect(self) -> list[tuple[int, PageScan | None]]:
         """Send what waits to be sent; the results that arrived (never blocks)."""

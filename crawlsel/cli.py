@@ -15,16 +15,16 @@ from typing import Any
 import click
 
 from crawlsel import __version__
-from crawlsel.clirun import EXIT_CODES_HELP, fetch_lists, run_and_summarise, usage_exit
+from crawlsel.clirun import EXIT_CODES_HELP, fetch_lists, readable_sources, run_and_summarise, usage_exit
 from crawlsel.engines import ENGINES
-from crawlsel.errors import ExitStatus, SourceError
+from crawlsel.errors import ExitStatus
 from crawlsel.frontier import ListFrontier
 from crawlsel.http11 import ResponseHead
 from crawlsel.lazygroup import LazyGroup
 from crawlsel.models import FetchResult, Target
 from crawlsel.options import WorkersType, build_config, common_options, run_options
 from crawlsel.report import RunReport, printable
-from crawlsel.sources import argument_records, check_readable
+from crawlsel.sources import argument_records
 
 # The crawl's and the Redis commands are imported when named (crawlsel.lazygroup).
 LAZY = {
@@ -98,13 +98,7 @@ def fetch(
       crawlsel fetch urls.txt --skip-existing        finish an interrupted run
       tail -f new-urls | crawlsel fetch - --json | jq -r .path
     """
-    sources = sources or ("urls.txt",)
-    for name in sources:
-        if name != "-":
-            try:
-                check_readable(name)
-            except SourceError as exc:
-                usage_exit(str(exc))
+    sources = readable_sources(sources)
     config = build_config(
         common,
         output_dir=output_dir,

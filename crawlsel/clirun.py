@@ -11,13 +11,13 @@ import stat
 import sys
 from typing import Any
 
-from crawlsel.errors import ExitStatus
+from crawlsel.errors import ExitStatus, SourceError
 from crawlsel.frontier import Frontier, ListFrontier
 from crawlsel.models import Config
 from crawlsel.pacing import Pacing
 from crawlsel.report import RunReport, printable
 from crawlsel.run import Run
-from crawlsel.sources import read_targets
+from crawlsel.sources import check_readable, read_targets
 
 EXIT_CODES_HELP = """\b
 Exit status:
@@ -83,6 +83,19 @@ def run_and_summarise(
 # a few ms, and a list this short is done in well under a second anyway.
 AUTO_MIN_LIST_BYTES = 200 * 1024
 AUTO_MAX_WORKERS = 4
+
+
+def readable_sources(sources: tuple[str, ...]) -> tuple[str, ...]:
+    """``fetch``'s lists (urls.txt when none is named), each checked before the run starts:
+    one that cannot be read is a usage error naming it."""
+    sources = sources or ("urls.txt",)
+    for name in sources:
+        if name != "-":
+            try:
+                check_readable(name)
+            except SourceError as exc:
+                usage_exit(str(exc))
+    return sources
 
 
 def fetch_lists(

@@ -174,18 +174,10 @@ def _fetch(
     **common: Any,
 ) -> None:
     """``crawlsel.cli.fetch`` with no option but ``FLAGS`` given."""
-    from crawlsel.clirun import fetch_lists, usage_exit
-    from crawlsel.errors import SourceError
+    from crawlsel.clirun import fetch_lists, readable_sources
     from crawlsel.report import RunReport
-    from crawlsel.sources import check_readable
 
-    sources = sources or ("urls.txt",)
-    for name in sources:
-        if name != "-":
-            try:
-                check_readable(name)
-            except SourceError as exc:
-                usage_exit(str(exc))
+    sources = readable_sources(sources)
     config = config_of(
         common,
         output_dir=output_dir,

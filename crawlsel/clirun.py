@@ -85,16 +85,20 @@ AUTO_MIN_LIST_BYTES = 200 * 1024
 AUTO_MAX_WORKERS = 4
 
 
-def readable_sources(sources: tuple[str, ...]) -> tuple[str, ...]:
-    """``fetch``'s lists (urls.txt when none is named), each checked before the run starts:
-    one that cannot be read is a usage error naming it."""
-    sources = sources or ("urls.txt",)
-    for name in sources:
+def check_lists(names: tuple[str, ...]) -> None:
+    """Each URL list but ``-`` readable before a run starts, or a usage error naming it."""
+    for name in names:
         if name != "-":
             try:
                 check_readable(name)
             except SourceError as exc:
                 usage_exit(str(exc))
+
+
+def readable_sources(sources: tuple[str, ...]) -> tuple[str, ...]:
+    """``fetch``'s lists: urls.txt when none is named, each checked (``check_lists``)."""
+    sources = sources or ("urls.txt",)
+    check_lists(sources)
     return sources
 
 

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from crawlsel.clirun import EXIT_CODES_HELP, run_and_summarise, usage_exit
-from crawlsel.errors import ExitStatus, SourceError
+from crawlsel.clirun import EXIT_CODES_HELP, check_lists, run_and_summarise, usage_exit
+from crawlsel.errors import ExitStatus
 from crawlsel.options import build_config, common_options, run_options
 from crawlsel.report import RunReport
-from crawlsel.sources import argument_records, check_readable, read_targets
+from crawlsel.sources import argument_records, read_targets
 
 if TYPE_CHECKING:
     from crawlsel.crawl.convert import Mirror
@@ -187,12 +187,7 @@ def crawl(
     """
     if not seeds and not inputs:
         raise click.UsageError("give seed URLs, or -i FILE")
-    for name in inputs:
-        if name != "-":
-            try:
-                check_readable(name)
-            except SourceError as exc:
-                usage_exit(str(exc))
+    check_lists(inputs)
     if ignore_robots and not quiet:
         click.echo("crawlsel: warning: --ignore-robots: robots.txt is not fetched or obeyed", err=True)
     state = _open_state(state_file, output_dir) if state_file else None

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from crawlsel.clirun import EXIT_CODES_HELP, run_and_summarise, usage_exit
+from crawlsel.clirun import EXIT_CODES_HELP, check_lists, run_and_summarise, usage_exit
 from crawlsel.crawlcommand import scope_options
 from crawlsel.errors import ExitStatus, SourceError
 from crawlsel.models import InvalidLine, Target
 from crawlsel.options import build_config, common_options, run_options
 from crawlsel.report import RunReport, printable
-from crawlsel.sources import argument_records, check_readable, read_targets
+from crawlsel.sources import argument_records, read_targets
 
 if TYPE_CHECKING:
     from crawlsel.rediscrawl import CrawlWorkerFrontier
@@ -105,12 +105,7 @@ def enqueue(
 
     if crawl_mode:
         _enqueue_crawl(sources, redis_url, prefix, partitions, scope)
-    for name in sources:
-        if name != "-":
-            try:
-                check_readable(name)
-            except SourceError as exc:
-                usage_exit(str(exc))
+    check_lists(sources)
     client = _connect(redis_url)
     keys = Keys(prefix)
     script = client.register_script(ENQUEUE)

@@ -109,7 +109,11 @@ def test_concurrency_is_a_total_over_the_workers(origins, tmp_path: Path) -> Non
     for _, step in events:
         busy += step
         peak = max(peak, busy)
-    assert 2 <= peak <= 3  # (3 when both workers are busy at once: not always so)
+    # The ports are random, so the hosts may all go to one worker: its share is then the
+    # limit (-c 3 over 2 workers is 2 and 1), and each worker used fills its share.
+    used = {worker_of(parse_url(url), 2) for url in urls}
+    share = shares(3, 2)
+    assert max(share[w] for w in used) <= peak <= sum(share[w] for w in used)
     assert shares(3, 2) == [2, 1] and shares(64, 4) == [16] * 4
 
 

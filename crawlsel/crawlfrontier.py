@@ -154,7 +154,15 @@ class CrawlFrontier:
         self._scanning[result.index] = (found, result)
         base = result.final_url or found.target.url
         self._scanner.submit(
-            ScanRequest(result.index, result.path, base, result.content_type, result.link_fields)
+            ScanRequest(
+                result.index,
+                result.path,
+                base,
+                result.content_type,
+                result.link_fields,
+                found.depth + 1,
+                not self._open,
+            )
         )
         if self._scanner.fd is None:  # scanned at once, in this process
             self._collect()
@@ -339,7 +347,7 @@ class CrawlFrontier:
                 self._discover(url, depth, parent, "link")
             for url in scan.requisites:
                 self._discover(url, depth, parent, "requisite")
-            n = len(scan.links) + len(scan.requisites)
+            n = scan.named
         record = result._replace(via=found.via, depth=found.depth, parent=found.parent, links=n)
         self._queue.done(found, record)
         return record

@@ -55,6 +55,7 @@ def test_a_busy_helper_leaves_the_pages_beyond_its_queue_to_the_loop(tmp_path: P
         [f"http://example.com/dir/a{len(requests) - 1}.html"],
         [f"http://example.com/i{len(requests) - 1}.png"],
         True,
+        2,
     )
 
 
@@ -71,7 +72,9 @@ def test_the_helper_process_scans_what_the_loop_would(tmp_path: Path) -> None:
         inline.submit(request)
     assert inline.fd is None
     assert by_helper == dict(inline.collect())
-    assert by_helper[7] == PageScan(["http://example.com/dir/a7.html"], ["http://example.com/i7.png"], True)
+    assert by_helper[7] == PageScan(
+        ["http://example.com/dir/a7.html"], ["http://example.com/i7.png"], True, 2
+    )
 
 
 def test_pages_held_by_a_dead_helper_are_scanned_in_the_loop(tmp_path: Path) -> None:
@@ -85,7 +88,7 @@ def test_pages_held_by_a_dead_helper_are_scanned_in_the_loop(tmp_path: Path) -> 
         scanner.submit(request)
     done = collect_all(scanner, 40)
     assert scanner.fd is None  # it scans in this process from now on
-    assert all(done[i] == PageScan([f"http://example.com/dir/a{i}.html"], [], True) for i in range(40))
+    assert all(done[i] == PageScan([f"http://example.com/dir/a{i}.html"], [], True, 1) for i in range(40))
 
 
 def test_unreadable_and_non_html_pages(tmp_path: Path) -> None:
@@ -93,7 +96,42 @@ def test_unreadable_and_non_html_pages(tmp_path: Path) -> None:
     scanner = Scanner(True, helper=False)
     scanner.submit(ScanRequest(1, str(tmp_path / "gone.html"), BASE, "text/html", None))
     scanner.submit(ScanRequest(2, str(tmp_path / "data.bin"), BASE, "application/octet-stream", None))
-    assert dict(scanner.collect()) == {1: PageScan([], [], True), 2: None}
+    assert dict(scanner.collect()) == {1: PageScan([], [], True, 0), 2: None}
+
+
+def test_the_helper_hands_back_a_url_once_unless_at_a_lesser_depth(tmp_path: Path) -> None:
+    """What the loop would drop is not sent: a URL again at the same depth or deeper, as
+    the same kind; a lesser depth, or the other kind, is sent (--depth may refuse one and
+    take the other). While seeds may still come, nothing is left out."""
+    same = '<a href="/same.html">s</a><img src="/same.png">'
+    bodies = [
+        (same, 2, True),
+        (same, 2, True),  # nothing new: both left out, still counted
+        (same, 3, True),  # deeper: left out
+        (same, 1, True),  # shallower: both again
+        ('<a href="/same.png">as a link</a>', 1, True),
+        (same, 1, False),  # seeds still open: all of it
+    ]
+    requests = []
+    for i, (body, depth, drop) in enumerate(bodies):
+        path = tmp_path / f"d{i}.html"
+        path.write_text(body)
+        requests.append(ScanRequest(i, str(path), BASE, "text/html", None, depth, drop))
+    helper = Scanner(True, helper=True)
+    done: dict[int, PageScan | None] = {}
+    for request in requests:  # one at a time: the order the child sees them in
+        helper.submit(request)
+        done.update(collect_all(helper, 1))
+    helper.close()
+    page, image = "http://example.com/same.html", "http://example.com/same.png"
+    assert [(s.links, s.requisites, s.named) for s in done.values() if s is not None] == [
+        ([page], [image], 2),
+        ([], [], 2),
+        ([], [], 2),
+        ([page], [image], 2),
+        ([image], [], 1),
+        ([page], [image], 2),
+    ]
 
 
 @pytest.mark.parametrize("cores", [1, 2])

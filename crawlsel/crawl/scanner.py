@@ -32,6 +32,9 @@ STEAL_AT = 16  # pages queued for the child beyond which the loop scans one itse
 # URLs the child remembers having handed back; past this it forgets them all (the loop
 # still drops what it has seen: this only saves it the work).
 SENT_MAX = 200_000
+# Results the child sends in one write at most: fewer wake-ups of the loop (the strace of
+# a generated-site crawl: 4,166 epoll_wait calls with one write per page, 1,454 with 4).
+RESULTS_AT_ONCE = 4
 _LENGTH = struct.Struct("!I")
 _CHUNK = 256 * 1024
 
@@ -151,7 +154,7 @@ class Scanner:
             self._done.append((request.key, scan_saved(request, self._requisites)))
             return
         self._pending[request.key] = request
-        message = pickle.dumps(request, pickle.HIGHEST_PROTOCOL)
+        message = pickle.dumps(tuple(request), pickle.HIGHEST_PROTOCOL)  # plain tuples: a third of the cost
         self._out += _LENGTH.pack(len(message)) + message
         self._exchange()  # at once, not at the turn's end: the child must not wait while the loop scans
 
@@ -238,19 +241,26 @@ class Scanner:
 
 
 def _serve(sock: socket.socket, requisites: bool) -> None:
-    """The child's loop: scan each request as it comes, send each result back at once."""
+    """The child's loop: scan the requests of each read, sending results back four at a
+    time (and at the read's end), so that the loop wakes for a few pages, not each one."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     keep = sock.fileno()
     os.closerange(3, keep)  # the crawl's sockets and files stay the parent's alone
     os.closerange(keep + 1, 1 << 16)
     sent = _Sent()
-    for request in _requests(sock):
-        scan = sent.drop_repeats(request, scan_saved(request, requisites))
-        result = pickle.dumps((request.key, scan), pickle.HIGHEST_PROTOCOL)
-        sock.sendall(_LENGTH.pack(len(result)) + result)
+    for batch in _requests(sock):
+        out = bytearray()
+        for n, request in enumerate(batch, 1):
+            scan = sent.drop_repeats(request, scan_saved(request, requisites))
+            result = pickle.dumps((request.key, scan and tuple(scan)), pickle.HIGHEST_PROTOCOL)
+            out += _LENGTH.pack(len(result)) + result
+            if n % RESULTS_AT_ONCE == 0 or n == len(batch):
+                sock.sendall(out)
+                out.clear()
 
 
-def _requests(sock: socket.socket) -> Iterable[ScanRequest]:
+def _requests(sock: socket.socket) -> Iterable[list[ScanRequest]]:
+    """The requests of each read from the loop, as they came."""
     buffer = bytearray()
     while True:
         data = sock.recv(_CHUNK)
@@ -258,13 +268,16 @@ def _requests(sock: socket.socket) -> Iterable[ScanRequest]:
             return
         buffer += data
         start = 0
+        batch = []
         while len(buffer) - start >= 4:
             (size,) = _LENGTH.unpack_from(buffer, start)
             if len(buffer) - start - 4 < size:
                 break
-            yield pickle.loads(buffer[start + 4 : start + 4 + size])
+            batch.append(ScanRequest(*pickle.loads(buffer[start + 4 : start + 4 + size])))
             start += 4 + size
         del buffer[:start]
+        if batch:
+            yield batch
 
 
 def _cores() -> int:

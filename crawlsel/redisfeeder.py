@@ -54,6 +54,7 @@ from crawlsel.redisjob import (
     transient_errors,
 )
 from crawlsel.redislease import Leases
+from crawlsel.redisscript import FastScript
 
 BALANCE_SECONDS = 1.0
 START_SECONDS = 0.2
@@ -123,10 +124,10 @@ class Feeder:
         redis = load_redis()
         self._transient = transient_errors()
         self._fatal_errors = (redis.RedisError,)
-        self._settle_script = client.register_script(SETTLE)
+        self._settle_script = FastScript(client, SETTLE)
         self._enqueue_script = client.register_script(ENQUEUE)
         self._promote_script = client.register_script(PROMOTE)
-        self._read_script = client.register_script(READ)
+        self._read_script = FastScript(client, READ)
 
     # --- the loop's side -----------------------------------------------------
 
@@ -277,7 +278,7 @@ class Feeder:
             args: list[Any] = [GROUP, k.out, k.done, k.failed, k.results, k.latest, k.retry, k.dead]
             for item in batch:
                 args += item[:6]
-            self._settle_script(args=args)
+            self._settle_script(args)
         for _kind, stream, entry_id, *_rest, partition in self._settling:
             if self._held.pop((stream, entry_id), None) is not None:
                 self._held_per[partition] -= 1
@@ -319,7 +320,7 @@ class Feeder:
         count = max(8, min(cap, room // len(active) + 1))
         names = list(streams)
         try:
-            flat = self._read_script(args=[GROUP, self._me, count, *names])
+            flat = self._read_script([GROUP, self._me, count, *names])
         except load_redis().ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise

@@ -7,7 +7,8 @@ Serves a generated corpus from nginx (1 worker process) on ``--origins`` ports o
 politeness is not the limit -- and starts its own redis-server (no persistence) on
 a free port.  In interleaved repetitions it times, from start to exit:
 
-- ``crawlsel fetch LIST`` (in memory);
+- ``crawlsel fetch LIST --workers 1`` (in memory, one process like one worker: since
+  ``--workers auto`` this list would be split over one process per core);
 - one ``crawlsel worker`` on the job (after ``crawlsel enqueue``, not timed);
 - two workers on the same job (wall time until both exited);
 
@@ -53,6 +54,8 @@ ENV = {
 }
 CRAWLSEL = [PY, "-m", "crawlsel"]
 FLAGS = ["-c", "64", "--per-host", "8", "--no-compressed", "-q"]
+# fetch as one process, as one worker is: auto would fork one per core for this list.
+FETCH = [*CRAWLSEL, "fetch", "--workers", "1"]
 
 
 def cpu_of(pid: int) -> float:
@@ -305,11 +308,9 @@ def main() -> int:
                 out = base / "out"
                 shutil.rmtree(out, ignore_errors=True)
                 if name == "fetch":
-                    result = timed([[*CRAWLSEL, "fetch", str(urls_file), "-o", str(out), *FLAGS]], servers)
+                    result = timed([[*FETCH, str(urls_file), "-o", str(out), *FLAGS]], servers)
                 elif name == "fetch x2":
-                    result = timed(
-                        [[*CRAWLSEL, "fetch", str(h), "-o", str(out), *FLAGS] for h in halves], servers
-                    )
+                    result = timed([[*FETCH, str(h), "-o", str(out), *FLAGS] for h in halves], servers)
                 else:
                     new_job(servers, base, urls_file)
                     result = timed([worker(servers, out)] * (2 if name == "worker x2" else 1), servers)

@@ -12,7 +12,9 @@ retried); records and the dead-letter stream name the URL alone.
 
 from __future__ import annotations
 
+import math
 import time
+from json.encoder import encode_basestring  # the C escaper json uses with ensure_ascii=False
 from typing import Any, NamedTuple
 
 from crawlsel.models import FetchResult
@@ -88,6 +90,49 @@ def dead_item(entry: Entry) -> Item:
     return (b"d", entry.stream, entry.id, url.encode(), record_bytes(record), error.encode(), entry.partition)
 
 
+# The keys of ``FetchResult.as_json`` for a list's page; the fast record below writes
+# exactly these, in this order.  Checked once against the model: if it changes, every
+# record goes through the JSON encoder again (slower, never different).
+_PLAIN_KEYS = (
+    "url", "final_url", "status", "path", "bytes", "elapsed_ms",
+    "attempts", "skipped", "skip_reason", "error", "error_kind",
+)  # fmt: skip
+_FAST_RECORD = tuple(FetchResult("http://h/").as_json()) == _PLAIN_KEYS
+
+
+def _text(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
+
+
+def record_of(result: FetchResult) -> bytes:
+    """``record_bytes(result.as_json())``, byte for byte, in a quarter of the time.
+
+    The record was the loop's largest cost of a worker over fetch: the JSON encoder
+    took ~8 us a page (30,000 pages: 0.25 s); this f-string takes ~2.  A result
+    of another shape (a crawl's, a 304, a float that is not finite) takes the encoder.
+    """
+    status, elapsed, skipped = result.status, round(result.elapsed_ms, 3), result.skipped
+    if (
+        not _FAST_RECORD
+        or result.via is not None
+        or result.unchanged
+        or type(elapsed) is not float
+        or not math.isfinite(elapsed)
+        or not (status is None or type(status) is int)
+        or type(result.bytes) is not int
+        or type(result.attempts) is not int
+        or type(skipped) is not bool
+    ):
+        return record_bytes(result.as_json())
+    return (
+        f'{{"url":{_text(result.url)},"final_url":{_text(result.final_url)},'
+        f'"status":{"null" if status is None else status},"path":{_text(result.path)},'
+        f'"bytes":{result.bytes},"elapsed_ms":{elapsed!r},"attempts":{result.attempts},'
+        f'"skipped":{"true" if skipped else "false"},"skip_reason":{_text(result.skip_reason)},'
+        f'"error":{_text(result.error)},"error_kind":{_text(result.error_kind)}}}'
+    ).encode()
+
+
 def transient(result: FetchResult) -> bool:
     """A failure another delivery (later, maybe on another worker) may not meet."""
     if result.error is None or result.skipped:
@@ -108,4 +153,4 @@ def end_item(entry: Entry, result: FetchResult, max_deliveries: int, retry_delay
         record = record_bytes({**result.as_json(), "attempts": entry.deliveries, "error": error})
         return (b"d", entry.stream, entry.id, url, record, error.encode(), entry.partition)
     kind = b"a" if result.error is None else b"f"
-    return (kind, entry.stream, entry.id, url, record_bytes(result.as_json()), b"", entry.partition)
+    return (kind, entry.stream, entry.id, url, record_of(result), b"", entry.partition)

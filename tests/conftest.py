@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,12 @@ import trustme
 sys.path.insert(0, str(Path(__file__).parent))
 
 from servers import HTTPTestServer  # noqa: E402
+
+# A shell starts a background job (`make test &`, `nohup`) with SIGINT ignored, and an
+# ignored signal stays ignored in every child: the tests' Ctrl-C (SIGINT) would then
+# reach no crawlsel they start. A handler of our own is reset to the default at exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

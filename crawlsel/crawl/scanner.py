@@ -28,10 +28,10 @@ import crawlsel.crawl.links as extract
 
 SNIFF_BYTES = 512  # WHATWG MIME sniffing looks at the first 512 bytes
 _CSS = re.compile(r"^\s*text/css\b", re.I)
-# Pages queued for the child beyond which the loop scans one itself.  Above the
-# concurrency a crawl runs at (-c 32): a turn that completes 32 responses submits them
-# together, and with 16 the loop scanned half of such a burst while the child then sat
-# idle (generated bench site, --per-host 32, 8 alternating runs: 2.32 -> 2.21 s).
+# Pages queued for the child beyond which the loop scans one itself.  One turn can
+# complete as many pages as there are connections and submits them together: with 16,
+# a turn of the bench's -c 32 had the loop scan half of such a burst while the child
+# then sat idle (generated bench site, --per-host 32, 8 alternating runs: 2.32 -> 2.21 s).
 STEAL_AT = 64
 # URLs the child remembers having handed back; past this it forgets them all (the loop
 # still drops what it has seen: this only saves it the work).

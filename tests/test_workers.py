@@ -7,6 +7,7 @@ record by record.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -277,8 +278,11 @@ def test_skip_existing_with_workers(origins, tmp_path: Path) -> None:
 
 
 def _children(pid: int, count: int) -> list[int]:
-    """The pids of a process's children, from /proc (waits until ``count`` are there)."""
-    deadline = time.monotonic() + 10
+    """The pids of a process's children, from /proc (waits until ``count`` are there).
+
+    On failure the process's group is killed, so that it cannot fail the next test too,
+    and the message says what state the process was in."""
+    deadline = time.monotonic() + 30  # a fresh machine's first full run once took over 10 s
     while time.monotonic() < deadline:
         try:
             text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
@@ -288,4 +292,13 @@ def _children(pid: int, count: int) -> list[int]:
         if len(found) >= count:
             return found
         time.sleep(0.02)
-    raise AssertionError(f"{pid} has no {count} children")
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].split()[0]
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        state = wchan = "gone"
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    raise AssertionError(
+        f"{pid} has {text.split()} of {count} children after 30 s (state {state}, in {wchan})"
+    )

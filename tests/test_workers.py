@@ -282,7 +282,8 @@ def _children(pid: int, count: int) -> list[int]:
 
     On failure the process's group is killed, so that it cannot fail the next test too,
     and the message says what state the process was in."""
-    deadline = time.monotonic() + 30  # a fresh machine's first full run once took over 10 s
+    wait = 30  # s: a fresh machine's first full run once took over 10
+    deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         try:
             text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
@@ -300,5 +301,5 @@ def _children(pid: int, count: int) -> list[int]:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
     raise AssertionError(
-        f"{pid} has {text.split()} of {count} children after 30 s (state {state}, in {wchan})"
+        f"{pid} has {text.split()} of {count} children after {wait} s (state {state}, in {wchan})"
     )

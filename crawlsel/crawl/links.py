@@ -21,6 +21,7 @@ hang: work is linear in the input and capped at ``MAX_LINKS`` URLs a page.
 from __future__ import annotations
 
 import mmap
+import os
 import re
 from collections.abc import Iterable
 from typing import NamedTuple, cast
@@ -388,13 +389,16 @@ def extract_file(
     path: str, url: str, *, requisites: bool = False, max_bytes: int = MAX_FILE_BYTES
 ) -> PageLinks:
     """``extract_html`` on a page saved at ``path`` (its first ``max_bytes`` only); a large
-    one is mapped and scanned rather than read. Raises OSError if it cannot be opened."""
-    with open(path, "rb") as file:
-        size = min(file.seek(0, 2), max_bytes)
+    one is mapped and scanned rather than read. Raises OSError if it cannot be opened.
+    (os calls: four system calls a page, where a file object made nine.)"""
+    fd = os.open(path, os.O_RDONLY)  # not inherited (PEP 446)
+    try:
+        size = min(os.fstat(fd).st_size, max_bytes)
         if size <= TREE_MAX_BYTES or size == 0:  # (an empty file cannot be mapped)
-            file.seek(0)
-            return extract_html(file.read(size), url, requisites=requisites)
+            return extract_html(os.read(fd, size), url, requisites=requisites)  # a file reads whole
         page = _Page()
-        with mmap.mmap(file.fileno(), size, access=mmap.ACCESS_READ) as view:
+        with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as view:
             scan(view, page, _REQUISITE_TAGS if requisites else _LINK_TAGS, requisites, MAX_LINKS)
+    finally:
+        os.close(fd)
     return page.result(url)

@@ -489,7 +489,7 @@ def paired(site: Site, a: str, b: str) -> tuple[float, float, float] | None:
     """Wall of ``a`` over wall of ``b``: the median of the repetitions' ratios (the two ran
     seconds apart), and their lowest and highest.  The VM's speed drifts 20-30 % within
     minutes: a ratio of two medians may take them from different phases of it (the
-    2026-12-06 01:19 run: 0.477x so, 0.534x paired, 6 of 7 repetitions above 0.5x)."""
+    2026-12-06 01:19 run: 0.477x by the medians, 0.534x paired, 6 of 7 repetitions above 0.5x)."""
     runs_a, runs_b = site.results.get(a), site.results.get(b)
     if not runs_a or not runs_b:
         return None
@@ -504,7 +504,7 @@ def targets(real: Site, generated: Site, state_note: str) -> str:
         if found is None:
             return "-"
         mid, low, high = found
-        wall_a, wall_b = (statistics.median(r["wall"] for r in site.results[t]) for t in (a, b))
+        wall_a, wall_b = (medians(site.results[t])["wall"] for t in (a, b))
         return f"{mid:.3f}x (repetitions {low:.3f}-{high:.3f}; medians' ratio {wall_a / wall_b:.3f}x)"
 
     rm = {tool: medians(runs) for tool, runs in real.results.items()}

@@ -305,9 +305,9 @@ def _css_urls(text: str) -> list[str]:
 # Broad selectors, filtered by name in _Page.tag: lexbor matches a few attribute tests
 # several times faster than a list of element[attribute] pairs (bench/README.md).  In
 # one :is() they are one walk of the tree, half the time of a comma list, which also
-# gave an element matching two of them twice.  srcset, data, poster and background are
-# matched only on the elements _Page.tag reads them from: the same URLs, 2-3 % less time
-# a page (generated bench site 134 -> 131 us, Python docs 1,483 -> 1,444 us).
+# gave an element matching two of them twice.  Only the four rare attributes are paired
+# with the elements _Page.tag reads them from (srcset, data, poster, background): the
+# same URLs, 2-3 % less time a page (generated bench site 134 -> 131 us, Python docs 1,483 -> 1,444 us).
 _LINK_SELECTOR = ":is([href], frame[src], iframe[src], meta)"
 _REQUISITE_SELECTOR = ":is([href], [src], img[srcset], source[srcset], object[data], video[poster], body[background], [style], meta, style)"
 

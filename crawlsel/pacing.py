@@ -6,7 +6,8 @@ the Crawl-delay its robots.txt asks for; a 429 or 503 with Retry-After pauses
 the whole origin, not only the URL that got it.  The dispatcher asks ``wait``
 before starting a request and sets a timer for the answer: no busy waiting,
 and other origins are never held up.  Without any of these, ``active`` is False
-and the dispatcher does not ask.
+and the dispatcher does not ask.  ``SharedPauses`` carries the pauses between the
+worker processes of ``fetch --workers N`` that share an origin.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from crawlsel.hashtable import fingerprint
 
 if TYPE_CHECKING:
     from crawlsel.loop import EventLoop, Timer
@@ -25,16 +28,52 @@ Origin = tuple[str, str, int]
 MAX_CRAWL_DELAY = 300.0
 
 
-class Pacing:
-    __slots__ = ("_base", "_random", "_asked", "_next", "_timers", "active")
+class SharedPauses:
+    """The Retry-After pauses of every worker of one run, in memory they all map.
 
-    def __init__(self, *, delay: float = 0.0, rate: float | None = None, random_delay: bool = False) -> None:
+    Made before the workers are forked (an anonymous shared mapping), so that a 429
+    one worker gets holds the origin in the others too, at their next request to
+    it, with no message between processes.  A slot per origin's fingerprint, holding
+    the monotonic time (one clock for every process of the machine) until which it
+    is paused; two origins that share a slot pause together: too polite, never less.
+    """
+
+    SLOTS = 4096  # 32 KiB
+
+    __slots__ = ("_table",)
+
+    def __init__(self) -> None:
+        import mmap  # only workers need it: not start-up time
+
+        self._table = memoryview(mmap.mmap(-1, self.SLOTS * 8)).cast("d")
+
+    def pause(self, origin: Origin, until: float) -> None:
+        slot = fingerprint(origin) & (self.SLOTS - 1)
+        if until > self._table[slot]:
+            self._table[slot] = until
+
+    def until(self, origin: Origin) -> float:
+        return self._table[fingerprint(origin) & (self.SLOTS - 1)]
+
+
+class Pacing:
+    __slots__ = ("_base", "_random", "_asked", "_next", "_timers", "_shared", "active")
+
+    def __init__(
+        self,
+        *,
+        delay: float = 0.0,
+        rate: float | None = None,
+        random_delay: bool = False,
+        shared: SharedPauses | None = None,
+    ) -> None:
         self._base = max(delay, 1.0 / rate if rate else 0.0)
         self._random = random_delay
         self._asked: dict[Origin, float] = {}  # Crawl-delay per origin
         self._next: dict[Origin, float] = {}  # monotonic time the next start may happen
         self._timers: dict[Origin, Timer] = {}  # one wake-up per waiting origin
-        self.active = self._base > 0
+        self._shared = shared  # pauses other processes may set: asked before every start
+        self.active = self._base > 0 or shared is not None
 
     def crawl_delay(self, origin: Origin, seconds: float) -> None:
         """The origin's robots.txt asked for this many seconds between requests."""
@@ -49,11 +88,16 @@ class Pacing:
         until = time.monotonic() + seconds
         if until > self._next.get(origin, 0.0):
             self._next[origin] = until
+        if self._shared is not None:
+            self._shared.pause(origin, until)
         self.active = True
 
     def wait(self, origin: Origin, now: float) -> float:
         """Seconds before the origin's next request may start; 0 means now."""
-        return max(0.0, self._next.get(origin, 0.0) - now)
+        until = self._next.get(origin, 0.0)
+        if self._shared is not None:
+            until = max(until, self._shared.until(origin))
+        return max(0.0, until - now)
 
     def hold(self, origin: Origin, loop: EventLoop, wake: Callable[..., Any], *args: Any) -> bool:
         """True if the origin's next request must wait; ``wake(*args)`` runs when it may

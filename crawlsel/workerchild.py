@@ -15,6 +15,7 @@ import sys
 
 from crawlsel.frontier import ListFrontier
 from crawlsel.models import Config, FetchResult
+from crawlsel.pacing import Pacing, SharedPauses
 from crawlsel.run import Run
 from crawlsel.workerpipe import frame, targets_from_pipe, write_all
 
@@ -50,8 +51,11 @@ class _Sender:
             self.parent_gone = True
 
 
-def work(name: str, config: Config, work_fd: int, result_fd: int, trace: bool) -> None:
-    """Run this worker's share and leave the process (never returns)."""
+def work(
+    name: str, config: Config, work_fd: int, result_fd: int, trace: bool, pauses: SharedPauses | None
+) -> None:
+    """Run this worker's share and leave the process (never returns).  ``pauses``: the
+    Retry-After pauses of the workers that share this one's hosts."""
     status = 0
     try:
         sender = _Sender(result_fd)
@@ -65,6 +69,7 @@ def work(name: str, config: Config, work_fd: int, result_fd: int, trace: bool) -
             stop_when=lambda: sender.parent_gone,
             warn=lambda message: _say(f"crawlsel: warning: {name}: {message}"),
             worker=name,
+            pacing=Pacing(shared=pauses) if pauses is not None else None,
         )
         outcome = run.execute()
         ending = (outcome.interrupted, outcome.usage_error, outcome.connections_by_host or {})

@@ -1,11 +1,10 @@
-"""``fetch --workers N``: one run split over N processes by host, reported as one.
+"""``fetch --workers N``: one run split over N processes, reported as one.
 
 nginx's model: the parent forks N workers after the imports, each the ordinary
 single-threaded selector run (crawlsel.workerchild), and reads the URL lists
-itself.  Each URL goes to the worker of its host, ``crc32(host[:port]) % N`` with
-the port only when it is not the scheme's default: the writer's folder name, so
-one worker owns every file of a folder and the case-insensitive ``.1`` suffixes,
-``--per-host``, keep-alive and dedupe come out as with one process.  URLs leave
+itself.  Each URL goes to the worker of the file it is saved under, or of its
+host (``crawlsel.workerroute``), so the case-insensitive ``.1`` suffixes,
+``-c``, ``--per-host`` and dedupe come out as with one process.  URLs leave
 in batches (one pickled frame per worker and slice of the list); records come
 back in batches, and the parent's one ``RunReport`` gives the progress line, the
 JSON Lines, the summary and the exit status (``clirun.summarise``).
@@ -22,7 +21,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import zlib
 from collections.abc import Iterator
 from functools import partial
 from typing import Any
@@ -32,26 +30,16 @@ from crawlsel.errors import SourceError
 from crawlsel.hashtable import HashSet64
 from crawlsel.job import invalid_result
 from crawlsel.loop import EVENT_READ, EVENT_WRITE, EventLoop, OnReadable
-from crawlsel.models import Config, FetchResult, InvalidLine, Target, authority, request_key
+from crawlsel.models import Config, FetchResult, InvalidLine, Target, request_key
+from crawlsel.pacing import SharedPauses
 from crawlsel.report import RunReport
 from crawlsel.run import TICK_SECONDS, open_output
 from crawlsel.sources import Record, WaitForInput, read_targets
 from crawlsel.workerpipe import READ_BYTES, FrameReader, frame
+from crawlsel.workerroute import split_by_name, worker_by_name, worker_configs, worker_of
 
 FEED_SLICE = 1024  # lines read from the lists per turn of the parent's loop
 HIGH_WATER = 256 * 1024  # unsent bytes for one worker before the parent stops reading
-
-
-def shares(concurrency: int, workers: int) -> list[int]:
-    """``-c`` split over the workers, as evenly as it goes (each at least 1)."""
-    base, extra = divmod(concurrency, workers)
-    return [max(1, base + (1 if i < extra else 0)) for i in range(workers)]
-
-
-def worker_of(target: Target, workers: int) -> int:
-    """The worker of a URL: every URL of one output folder (host[:port]) goes to the same one."""
-    name = authority(target.scheme, target.host, target.port)
-    return zlib.crc32(name.encode("utf-8", "surrogatepass")) % workers
 
 
 class _Child:
@@ -109,7 +97,8 @@ class _Parent:
         self.children: list[_Child] = []
         self.loop = EventLoop()
         self._seen = HashSet64() if config.dedupe else None
-        self._route: dict[tuple[str, str, int], _Child] = {}
+        self._route: dict[tuple[str, str, int], _Child] = {}  # by host: each origin's worker
+        self._by_name = False  # the hosts are shared: each URL to the worker of its file name
         self._source: Iterator[Record] = iter(())
         self._source_open = True
         self._input_fd: int | None = None  # stdin with no whole line yet
@@ -125,7 +114,7 @@ class _Parent:
     # --- starting ------------------------------------------------------------
 
     def spawn(self, workers: int, trace: bool) -> None:
-        """Fork the workers, each with its share of ``-c``, before anything is read."""
+        """Fork the workers, each with its share of ``-c`` (and ``--per-host``), before anything is read."""
         sys.stdout.flush()
         sys.stderr.flush()
         # Ctrl-C is the parent's from before the first fork: no moment when it kills the
@@ -135,7 +124,9 @@ class _Parent:
             signal.signal(signal.SIGTERM, self._interrupt),
         )
         ours: list[int] = []  # the parent's pipe ends: a worker closes those of every worker
-        for number, share in enumerate(shares(self.config.concurrency, workers), 1):
+        self._by_name = split_by_name(self.config, workers)
+        pauses = SharedPauses() if self._by_name else None
+        for number, settings in enumerate(worker_configs(self.config, workers), 1):
             work_r, work_w = os.pipe()
             result_r, result_w = os.pipe()
             pid = os.fork()
@@ -146,7 +137,7 @@ class _Parent:
                     os.close(fd)
                 from crawlsel.workerchild import work
 
-                work(f"worker {number}", self.config._replace(concurrency=share), work_r, result_w, trace)
+                work(f"worker {number}", settings, work_r, result_w, trace, pauses)
             os.close(work_r)
             os.close(result_w)
             ours += (work_w, result_r)
@@ -156,7 +147,8 @@ class _Parent:
                 os.kill(pid, signal.SIGTERM)
         if trace:
             pids = ", ".join(str(child.pid) for child in self.children)
-            say(f"crawlsel: {workers} worker processes (pids {pids}), each URL to the worker of its host")
+            rule = "its file name" if self._by_name else "its host"
+            say(f"crawlsel: {workers} worker processes (pids {pids}), each URL to the worker of {rule}")
 
     # --- running -------------------------------------------------------------
 
@@ -264,9 +256,12 @@ class _Parent:
             if seen is not None and not seen.add(request_key(record)):
                 continue
             self._handed += 1
-            child = self._route.get(record.origin)
-            if child is None:
-                child = self._route[record.origin] = self.children[worker_of(record, len(self.children))]
+            if self._by_name:
+                child = self.children[worker_by_name(record, len(self.children))]
+            else:
+                child = self._route.get(record.origin)
+                if child is None:
+                    child = self._route[record.origin] = self.children[worker_of(record, len(self.children))]
             if child.death is not None:
                 self._report(self._lost(child, record))
                 continue
@@ -350,7 +345,8 @@ class _Parent:
                 if message[3] is not None and self._usage_error is None:
                     self._usage_error = message[3]
                     self._stop()
-                self._connections.update(message[4])
+                for host, count in message[4].items():  # hosts shared by workers: their sum
+                    self._connections[host] = self._connections.get(host, 0) + count
                 if message[5]:
                     self._validator_changes.append(message[5])
 

@@ -21,7 +21,7 @@ import pytest
 from crawlsel.clirun import AUTO_MIN_LIST_BYTES, worker_count
 from crawlsel.models import Config
 from crawlsel.sources import parse_url
-from crawlsel.workers import shares, worker_of
+from crawlsel.workerroute import shares, split_by_name, worker_by_name, worker_configs, worker_of
 
 from servers import Gauge, HTTPTestServer
 
@@ -110,12 +110,61 @@ def test_concurrency_is_a_total_over_the_workers(origins, tmp_path: Path) -> Non
     for _, step in events:
         busy += step
         peak = max(peak, busy)
-    # The ports are random, so the hosts may all go to one worker: its share is then the
-    # limit (-c 3 over 2 workers is 2 and 1), and each worker used fills its share.
-    used = {worker_of(parse_url(url), 2) for url in urls}
+    # Each worker used fills its share (-c 3 over 2 workers is 2 and 1).
+    used = {worker_by_name(parse_url(url), 2) for url in urls}
     share = shares(3, 2)
     assert max(share[w] for w in used) <= peak <= sum(share[w] for w in used)
     assert shares(3, 2) == [2, 1] and shares(64, 4) == [16] * 4
+
+
+def test_a_file_name_always_goes_to_the_same_worker() -> None:
+    """The names the writer compares as one (case folded, / and /index.html, http and
+    https of one folder) go to one worker: the .1 suffixes follow input order."""
+    names = ["http://h.org/Same.html", "http://H.org/same.HTML", "https://h.org/SAME.html"]
+    assert len({worker_by_name(parse_url(u), 4) for u in names}) == 1
+    assert worker_by_name(parse_url("http://h.org/d/"), 4) == worker_by_name(parse_url("http://h.org/d/index.html"), 4)
+    assert len({worker_by_name(parse_url(f"http://h.org/p{i}"), 4) for i in range(40)}) == 4  # one host, 4 workers
+
+
+def test_per_host_is_split_only_when_every_worker_gets_a_connection() -> None:
+    configs = worker_configs(Config(concurrency=64, per_host=8), 3)
+    assert [c.concurrency for c in configs] == [22, 21, 21] and [c.per_host for c in configs] == [3, 3, 2]
+    assert split_by_name(Config(per_host=2), 2) and not split_by_name(Config(per_host=1), 2)
+    assert [c.per_host for c in worker_configs(Config(per_host=1), 2)] == [1, 1]  # by host: whole
+
+
+def test_one_host_is_shared_by_the_workers_within_per_host(server: HTTPTestServer, tmp_path: Path) -> None:
+    urls = [server.add(f"/one{i}", b"o" * i, delay=0.1) for i in range(40)]
+    (tmp_path / "urls.txt").write_text("\n".join(urls))
+    done = run(["urls.txt", "--workers", "2", "--per-host", "4", "--trace", "--json"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "each URL to the worker of its file name" in done.stderr
+    assert " worker 1 fd=" in done.stderr and " worker 2 fd=" in done.stderr
+    assert len(records(done.stdout)) == 40
+    # Requests being answered at once: 2 from each worker, never more than --per-host.
+    events = sorted((t, step) for r in server.requests for t, step in ((r.at, 1), (r.at + 0.09, -1)))
+    busy = peak = 0
+    for _, step in events:
+        busy += step
+        peak = max(peak, busy)
+    assert 3 <= peak <= 4
+    by_host = run(["urls.txt", "--workers", "2", "--per-host", "1", "--trace", "-o", "h"], tmp_path)
+    assert by_host.returncode == 0 and "each URL to the worker of its host" in by_host.stderr
+
+
+def test_a_429_pauses_the_host_in_every_worker(server: HTTPTestServer, tmp_path: Path) -> None:
+    """A Retry-After one worker gets holds the host in the other worker too."""
+    refused_url = server.add("/busy", b"slow down", status=429, reason="Too Many Requests", headers=[("Retry-After", "1")])
+    urls = [refused_url] + [server.add(f"/p{i}", b"p", delay=0.3) for i in range(40)]
+    assert {worker_by_name(parse_url(u), 2) for u in urls[1:]} == {0, 1}
+    (tmp_path / "urls.txt").write_text("\n".join(urls))
+    done = run(["urls.txt", "--workers", "2", "--per-host", "4", "--retries", "0", "-q"], tmp_path)
+    assert done.returncode == 1, done.stderr  # the 429
+    refused = next(r.at for r in server.requests if r.target == "/busy")
+    # Requests sent before the 429 arrived reach the server a moment after it; none later.
+    during = [r.target for r in server.requests if refused + 0.1 < r.at < refused + 0.9]
+    assert during == []
+    assert len(server.requests) == 41
 
 
 def test_a_host_always_goes_to_the_same_worker() -> None:
@@ -139,7 +188,7 @@ def test_a_killed_worker_fails_its_urls_and_the_run_ends(origins, tmp_path: Path
         # The victim is a worker with URLs: with the random ports' hosts, all four can go to
         # one worker, and the other then ends at once (workers are forked in order, /proc
         # lists children in creation order).
-        busiest = max(range(2), key=lambda i: sum(worker_of(parse_url(u), 2) == i for u in urls))
+        busiest = max(range(2), key=lambda i: sum(worker_by_name(parse_url(u), 2) == i for u in urls))
         victim = _children(proc.pid, 2)[busiest]
         time.sleep(0.3)
         os.kill(victim, signal.SIGKILL)

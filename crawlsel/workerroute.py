@@ -49,7 +49,9 @@ def split_by_name(config: Config, workers: int) -> bool:
 
 def worker_configs(config: Config, workers: int) -> list[Config]:
     """Each worker's settings: its share of ``-c`` and, when hosts are shared, of ``--per-host``."""
-    per_host = shares(config.per_host, workers) if split_by_name(config, workers) else [config.per_host] * workers
+    per_host = (
+        shares(config.per_host, workers) if split_by_name(config, workers) else [config.per_host] * workers
+    )
     return [
         config._replace(concurrency=c, per_host=p)
         for c, p in zip(shares(config.concurrency, workers), per_host, strict=True)

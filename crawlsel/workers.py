@@ -256,12 +256,7 @@ class _Parent:
             if seen is not None and not seen.add(request_key(record)):
                 continue
             self._handed += 1
-            if self._by_name:
-                child = self.children[worker_by_name(record, len(self.children))]
-            else:
-                child = self._route.get(record.origin)
-                if child is None:
-                    child = self._route[record.origin] = self.children[worker_of(record, len(self.children))]
+            child = self._worker_for(record)
             if child.death is not None:
                 self._report(self._lost(child, record))
                 continue
@@ -279,6 +274,14 @@ class _Parent:
         full = any(len(child.out) > HIGH_WATER for child in self.children)
         if self._source_open and self._input_fd is None and not full and not self._stopping:
             self._schedule_feed()
+
+    def _worker_for(self, target: Target) -> _Child:
+        if self._by_name:
+            return self.children[worker_by_name(target, len(self.children))]
+        child = self._route.get(target.origin)
+        if child is None:
+            child = self._route[target.origin] = self.children[worker_of(target, len(self.children))]
+        return child
 
     def _input_ready(self) -> None:
         if self._input_fd is not None:

@@ -122,8 +122,12 @@ def test_a_file_name_always_goes_to_the_same_worker() -> None:
     https of one folder) go to one worker: the .1 suffixes follow input order."""
     names = ["http://h.org/Same.html", "http://H.org/same.HTML", "https://h.org/SAME.html"]
     assert len({worker_by_name(parse_url(u), 4) for u in names}) == 1
-    assert worker_by_name(parse_url("http://h.org/d/"), 4) == worker_by_name(parse_url("http://h.org/d/index.html"), 4)
-    assert len({worker_by_name(parse_url(f"http://h.org/p{i}"), 4) for i in range(40)}) == 4  # one host, 4 workers
+    assert worker_by_name(parse_url("http://h.org/d/"), 4) == worker_by_name(
+        parse_url("http://h.org/d/index.html"), 4
+    )
+    assert (
+        len({worker_by_name(parse_url(f"http://h.org/p{i}"), 4) for i in range(40)}) == 4
+    )  # one host, 4 workers
 
 
 def test_per_host_is_split_only_when_every_worker_gets_a_connection() -> None:
@@ -154,7 +158,9 @@ def test_one_host_is_shared_by_the_workers_within_per_host(server: HTTPTestServe
 
 def test_a_429_pauses_the_host_in_every_worker(server: HTTPTestServer, tmp_path: Path) -> None:
     """A Retry-After one worker gets holds the host in the other worker too."""
-    refused_url = server.add("/busy", b"slow down", status=429, reason="Too Many Requests", headers=[("Retry-After", "1")])
+    refused_url = server.add(
+        "/busy", b"slow down", status=429, reason="Too Many Requests", headers=[("Retry-After", "1")]
+    )
     urls = [refused_url] + [server.add(f"/p{i}", b"p", delay=0.3) for i in range(40)]
     assert {worker_by_name(parse_url(u), 2) for u in urls[1:]} == {0, 1}
     (tmp_path / "urls.txt").write_text("\n".join(urls))

@@ -85,7 +85,8 @@ class StaticServer:
     def __init__(self, root: Path, work: Path, origins: int = 4) -> None:
         self.port = free_port()
         # The same site on more ports: the "small4" scenario's 4 origins (fetch --workers
-        # splits a run by host, so one origin is all one worker's).
+        # split runs by host until 2026-12-06; now by file name, so small4 shows the
+        # same split as small with the connections to 4 origins).
         self.ports = [self.port] + [free_port() for _ in range(origins - 1)]
         listens = " ".join(f"listen 127.0.0.1:{port} backlog=16384;" for port in self.ports)
         nginx = ensure_nginx()
@@ -180,7 +181,7 @@ def make_corpus(site: Path, count: int, low: int, high: int, prefix: str, seed: 
 # crawlsel with HTTP/1.1 pipelining (off by default): the same number of requests in
 # flight as the others' connections, on an eighth as many connections.
 PIPELINED = "crawlsel --pipeline 8"
-# fetch --workers N: the run split over N processes by host (forked workers).
+# fetch --workers N: the run split over N processes by file name (forked workers).
 WORKERS = {"crawlsel --workers 1": "1", "crawlsel --workers 2": "2"}
 
 

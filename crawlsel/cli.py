@@ -67,7 +67,7 @@ def main() -> None:
     type=WorkersType(),
     default="auto",
     show_default=True,
-    help="Processes the run is split over, by host (auto: 1 for stdin and lists under 200 KB, "
+    help="Processes the run is split over, by file name (auto: 1 for stdin and lists under 64 KB, "
     "else one per CPU, at most 4).",
 )
 @common_options

@@ -53,7 +53,8 @@ from urllib.parse import unquote
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import CHILD_ENV, PY, _vm_hwm_kib, ensure_nginx, free_port, wait_for_port  # noqa: E402
+from benchservers import ensure_nginx, free_port, wait_for_port  # noqa: E402
+from run import CHILD_ENV, PY, _vm_hwm_kib  # noqa: E402
 
 CONCURRENCY = 32
 DOC_PACKAGE = "python3.11-doc"

@@ -23,8 +23,6 @@ import os
 import platform
 import random
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +33,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+
+from benchservers import LatencyServer, StaticServer, importable  # noqa: E402
 
 from crawlsel.sources import parse_url  # noqa: E402
 from crawlsel.writer import page_path  # noqa: E402
@@ -49,100 +49,6 @@ CRAWLSEL = [str(_SCRIPT)] if _SCRIPT.exists() else [PY, "-m", "crawlsel"]
 CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"server on port {port} did not start")
-
-
-# --- servers ----------------------------------------------------------------------
-
-
-def ensure_nginx() -> str | None:
-    found = shutil.which("nginx") or (os.path.exists("/usr/sbin/nginx") and "/usr/sbin/nginx") or None
-    if found:
-        return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        print("bench: installing nginx-light (apt-get) ...", file=sys.stderr)
-        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "nginx-light"], check=False, capture_output=True)
-        return shutil.which("nginx") or (os.path.exists("/usr/sbin/nginx") and "/usr/sbin/nginx") or None
-    return None
-
-
-class StaticServer:
-    def __init__(self, root: Path, work: Path, origins: int = 4) -> None:
-        self.port = free_port()
-        # The same site on more ports: the "small4" scenario's 4 origins (fetch --workers
-        # split runs by host until 2026-12-06; now by file name, so small4 shows the
-        # same split as small with the connections to 4 origins).
-        self.ports = [self.port] + [free_port() for _ in range(origins - 1)]
-        listens = " ".join(f"listen 127.0.0.1:{port} backlog=16384;" for port in self.ports)
-        nginx = ensure_nginx()
-        if nginx:
-            conf = work / "nginx.conf"
-            conf.write_text(
-                f"""worker_processes 1;
-daemon off;
-error_log {work}/nginx-error.log;
-pid {work}/nginx.pid;
-worker_rlimit_nofile 65536;
-events {{ worker_connections 20000; }}
-http {{
-  access_log off;
-  keepalive_requests 1000000;
-  keepalive_timeout 60s;
-  sendfile on;
-  server {{ {listens} root {root}; }}
-}}
-"""
-            )
-            self.kind = "nginx"
-            self.proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(work)], stderr=subprocess.DEVNULL)
-        else:
-            print(
-                "bench: WARNING: nginx is not installed (apt-get install nginx-light); using a Python "
-                "server, which is then the bottleneck: the numbers compare the server, not the clients.",
-                file=sys.stderr,
-            )
-            self.kind = "python http.server"
-            self.ports = [self.port]  # one port: "small4" is then one origin
-            self.proc = subprocess.Popen([PY, str(HERE / "static_server.py"), str(self.port), str(root)])
-        for port in self.ports:
-            wait_for_port(port)
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=10)
-
-
-class LatencyServer:
-    def __init__(self, delay: float, body_bytes: int) -> None:
-        self.port = free_port()
-        loop = "uvloop" if _importable("uvloop") else "the standard loop"
-        self.kind = f"asyncio on {loop}, {delay * 1000:.0f} ms delay"
-        self.body = (b"<p>latency</p>" * (body_bytes // 14 + 1))[:body_bytes]
-        self.proc = subprocess.Popen(
-            [PY, str(HERE / "latency_server.py"), str(self.port), str(delay), str(body_bytes)]
-        )
-        wait_for_port(self.port)
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=10)
-
-
 # --- scenarios ---------------------------------------------------------------------
 
 
@@ -155,6 +61,7 @@ class Scenario:
     concurrency: int
     tools: list[str]
     ideal: float | None = None
+    server: object = None  # a benchservers server: its CPU is measured around each run
     # Another scenario whose crawlsel run is repeated next to each of this one's, so
     # that a ratio between the two is not skewed by the machine's speed drifting.
     reference: Scenario | None = None
@@ -243,6 +150,8 @@ def run_once(tool: str, scenario: Scenario, base: Path, lists: Path) -> dict:
     if tool == "curl":
         # curl does not create folders for -o
         pass
+    server = scenario.server
+    server_before = server.cpu() if server is not None else 0.0
     started = time.perf_counter()
     proc = subprocess.Popen(
         command(tool, scenario, out, lists), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=CHILD_ENV
@@ -257,6 +166,7 @@ def run_once(tool: str, scenario: Scenario, base: Path, lists: Path) -> dict:
             break
         time.sleep(0.005)
     wall = time.perf_counter() - started
+    server_cpu = server.cpu() - server_before if server is not None else None
     proc.returncode = os.waitstatus_to_exitcode(status)
     stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.stderr:
@@ -277,6 +187,7 @@ def run_once(tool: str, scenario: Scenario, base: Path, lists: Path) -> dict:
         "user": usage.ru_utime,
         "sys": usage.ru_stime,
         "rss": (peak_kib or usage.ru_maxrss) / 1024,
+        "server_cpu": server_cpu,
         "bad": bad,
         "status": proc.returncode,
         "stderr": stderr.strip().splitlines()[-1:] if stderr.strip() else [],
@@ -323,14 +234,10 @@ def _available(tool: str) -> bool:
     if tool in ("curl", "wget"):
         return shutil.which(tool) is not None
     module = {"aiohttp": "aiohttp", "threads": "requests"}[tool]
-    if not _importable(module):
+    if not importable(module):
         print(f"bench: {tool} skipped: `pip install -e '.[bench]'` installs {module}", file=sys.stderr)
         return False
     return True
-
-
-def _importable(module: str) -> bool:
-    return subprocess.run([PY, "-c", f"import {module}"], capture_output=True).returncode == 0
 
 
 def table(scenario: Scenario) -> str:
@@ -345,18 +252,23 @@ def table(scenario: Scenario) -> str:
             "cpu": statistics.median(r["cpu"] for r in runs),
             "rss": max(r["rss"] for r in runs),
             "bad": max(r["bad"] for r in runs),
+            "server": statistics.median(r["server_cpu"] for r in runs)
+            if runs[0]["server_cpu"] is not None
+            else None,
         }
     base = medians.get("crawlsel", {}).get("rate")
-    header = "| tool | wall s | pages/s | CPU s | peak RSS MiB | pages/s vs crawlsel | bytes |"
+    header = "| tool | wall s | pages/s | CPU s | server CPU s | peak RSS MiB | pages/s vs crawlsel | bytes |"
     rows.append(f"### {scenario.name}: {scenario.what}")
     rows.append("")
     rows.append(header)
-    rows.append("|---|---:|---:|---:|---:|---:|---|")
+    rows.append("|---|---:|---:|---:|---:|---:|---:|---|")
     for tool, m in sorted(medians.items(), key=lambda kv: -kv[1]["rate"]):
         ratio = f"{m['rate'] / base:.2f}x" if base else "-"
         ok = "all exact" if m["bad"] == 0 else f"{m['bad']} wrong"
+        server = "-" if m["server"] is None else f"{m['server']:.2f}"
         rows.append(
-            f"| {tool} | {m['wall']:.3f} | {m['rate']:,.0f} | {m['cpu']:.2f} | {m['rss']:.1f} | {ratio} | {ok} |"
+            f"| {tool} | {m['wall']:.3f} | {m['rate']:,.0f} | {m['cpu']:.2f} | {server} | {m['rss']:.1f} "
+            f"| {ratio} | {ok} |"
         )
     if scenario.reference is not None and scenario.reference_results:
         rows += ["", _growth(scenario, medians)]
@@ -430,7 +342,7 @@ def main() -> int:
     big_n = 10 if quick else 100
     big = make_corpus(base / "site", big_n, 1 << 20, 3 << 20, "big", seed=2)
     static = StaticServer(base / "site", base)
-    latency = LatencyServer(0.1, 4096)
+    latency = LatencyServer(0.1, 4096, base)
     latency_sha = hashlib.sha256(latency.body).hexdigest()
     s_url = f"http://127.0.0.1:{static.port}"
     l_url = f"http://127.0.0.1:{latency.port}"
@@ -454,7 +366,7 @@ def main() -> int:
         ),
         Scenario(
             "latency",
-            f"{400 if quick else 2000:,} pages, 100 ms server delay, concurrency {80 if quick else 200}",
+            f"{400 if quick else 2000:,} pages from {latency.kind}, concurrency {80 if quick else 200}",
             [f"{l_url}/l{i}" for i in range(400 if quick else 2000)],
             {},
             80 if quick else 200,  # a multiple of 8: the pipelined row keeps as many in flight
@@ -482,7 +394,7 @@ def main() -> int:
         ),
         Scenario(
             "c10k",
-            "20,000 pages, 100 ms delay, concurrency 10,000",
+            f"20,000 pages from {latency.kind}, concurrency 10,000",
             [f"{l_url}/c{i}" for i in range(20_000)],
             {},
             10_000,
@@ -491,6 +403,7 @@ def main() -> int:
         ),
     ]
     for scenario in scenarios:
+        scenario.server = latency if scenario.name in ("latency", "c10k") else static
         for url in scenario.urls:
             name = url.rsplit("/", 1)[1].split("?")[0]
             scenario.expected[url] = corpus.get(name) or big.get(name) or latency_sha

@@ -40,7 +40,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import redis  # noqa: E402
-from run import ensure_nginx, free_port, wait_for_port  # noqa: E402
+from benchservers import ensure_nginx, free_port, wait_for_port  # noqa: E402
 
 from crawlsel.redisentries import crawl_field  # noqa: E402
 from crawlsel.redisjob import ENQUEUE, Keys, enqueue_args  # noqa: E402

@@ -2,10 +2,12 @@
 
 Users call ``crawlsel get URL`` once per URL in shell loops; loading click and
 building its commands is about 15 ms of a start that curl and wget finish in
-under 10.  A command line of a command, its arguments and a few flags (``FLAGS``),
-with nothing for shell completion, is run here with click's defaults (the tables
-below, which tests/test_quick.py holds equal to what click parses); any other goes
-to ``crawlsel.cli``, which gives the same result for these lines, only slower.
+under 10.  A command line of a command, its arguments, a few flags (``FLAGS``) and
+a few of ``fetch``'s options with a value (``VALUED``: the folder, ``-c``,
+``--per-host``, ``--workers``), with nothing for shell completion, is run here with
+click's defaults (the tables below, which tests/test_quick.py holds equal to what
+click parses); any other goes to ``crawlsel.cli``, which gives the same result for
+these lines, only slower.
 """
 
 from __future__ import annotations
@@ -73,16 +75,45 @@ FETCH_DEFAULTS: dict[str, Any] = {
 # are click's): a line run with one set goes there.
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
 
-# Flags (options without a value) a plain line may carry, exactly as spelled here.
-FLAGS: dict[str, dict[str, str]] = {
-    "get": {"-s": "silent", "--silent": "silent"},
+# Flags (options without a value) a plain line may carry, exactly as spelled here,
+# and the value each gives its parameter.
+FLAGS: dict[str, dict[str, tuple[str, bool]]] = {
+    "get": {"-s": ("silent", True), "--silent": ("silent", True)},
     "fetch": {
-        "-q": "quiet",
-        "--quiet": "quiet",
-        "--no-progress": "no_progress",
-        "--json": "json_lines",
-        "--skip-existing": "skip_existing",
+        "-q": ("quiet", True),
+        "--quiet": ("quiet", True),
+        "--no-progress": ("no_progress", True),
+        "--json": ("json_lines", True),
+        "--skip-existing": ("skip_existing", True),
+        "--compressed": ("compressed", True),
+        "--no-compressed": ("compressed", False),
     },
+}
+
+
+def _count(text: str) -> int | None:
+    """``-c``, ``--per-host``: a number of 1 or more, as click's IntRange(min=1) takes it."""
+    return int(text) if text.isascii() and text.isdigit() and int(text) >= 1 else None
+
+
+def _workers(text: str) -> int | str | None:
+    return "auto" if text == "auto" else _count(text)
+
+
+def _folder(text: str) -> Path | None:
+    return Path(text) if text else None
+
+
+# Options with a value a plain fetch line may carry (``-o DIR``, ``--output-dir DIR`` or
+# ``--output-dir=DIR``).  A value the conversion refuses (None) leaves the line to
+# click, so that its error message is click's.
+VALUED: dict[str, tuple[str, Any]] = {
+    "-o": ("output_dir", _folder),
+    "--output-dir": ("output_dir", _folder),
+    "-c": ("concurrency", _count),
+    "--concurrency": ("concurrency", _count),
+    "--per-host": ("per_host", _count),
+    "--workers": ("workers", _workers),
 }
 
 
@@ -94,12 +125,26 @@ def plain_params(args: list[str]) -> tuple[str, dict[str, Any]] | None:
         return None
     command, flags = args[0], FLAGS[args[0]]
     params = {**(GET_DEFAULTS if command == "get" else FETCH_DEFAULTS), **COMMON_DEFAULTS}
+    valued = VALUED if command == "fetch" else {}
     positional = []
-    for arg in args[1:]:
+    rest = iter(args[1:])
+    for arg in rest:
         if arg in flags:
-            params[flags[arg]] = True
+            name, value = flags[arg]
+            params[name] = value
+            continue
+        option, equals, text = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        if option in valued:
+            if not equals:
+                text = next(rest, "")
+                if text.startswith("-"):
+                    return None  # a value click might take as an option: click's
+            name, convert = valued[option]
+            params[name] = convert(text)
+            if params[name] is None:
+                return None
         elif arg.startswith("-") and not (arg == "-" and command == "fetch"):
-            return None  # an option with a value, a bundle such as -qs, "--", a typo: click's
+            return None  # another option, a bundle such as -qs, "--", a typo: click's
         else:
             positional.append(arg)
     if command == "get":

@@ -290,10 +290,22 @@ def unused_among(modules: list[str], unused: list[str]) -> list[str]:
         (["fetch", "-"], UNUSED_WITHOUT_OPTIONS),
         (["get", "-s", "URL"], UNUSED_WITHOUT_OPTIONS),
         (["get", "-f", "URL"], UNUSED),
-        (["fetch", "-", "-o", "out", "-q"], UNUSED),
+        (
+            ["fetch", "-", "-o", "out", "-c", "4", "--per-host", "2", "--no-compressed", "-q"],
+            UNUSED_WITHOUT_OPTIONS,
+        ),
+        (["fetch", "-", "-o", "out", "--retries", "1", "-q"], UNUSED),
         (["get", "--keep-alive", "URL"], [*UNUSED, "crawlsel.crawlcommand"]),
     ],
-    ids=["get", "fetch", "get-flag", "get-option", "fetch-options", "get-lazy-commands"],
+    ids=[
+        "get",
+        "fetch",
+        "get-flag",
+        "get-option",
+        "fetch-plain-options",
+        "fetch-options",
+        "get-lazy-commands",
+    ],
 )
 @pytest.mark.parametrize("entry", ["crawlsel.quick", "crawlsel.cli"])
 def test_a_plain_http_run_loads_only_what_it_uses(
@@ -318,7 +330,9 @@ def test_json_and_a_terminal_load_what_they_use(server: HTTPTestServer, tmp_path
     modules = loaded_by(["fetch", "-", "--json", "-q"], url + "\n", tmp_path, "crawlsel.quick")
     assert unused_among(modules, UNUSED) == ["json", *[m for m in modules if m.startswith("json.")]]
     assert "click" not in modules  # a flag of crawlsel.quick's
-    assert "click" in loaded_by(["fetch", "-", "-c", "2", "-q"], url + "\n", tmp_path, "crawlsel.quick")
+    assert "click" in loaded_by(
+        ["fetch", "-", "--retries", "2", "-q"], url + "\n", tmp_path, "crawlsel.quick"
+    )
 
 
 def test_the_installed_script_runs_outside_the_sources(tmp_path: Path) -> None:

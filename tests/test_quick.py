@@ -25,6 +25,10 @@ PLAIN_LINES = [
     ["fetch", "list.txt", "-"],
     ["get", "-s", "http://h/a", "--silent"],
     ["fetch", "-q", "list.txt", "--json", "--no-progress", "--skip-existing", "--quiet"],
+    # the options with a value the bench and most scripts give (crawlsel.quick.VALUED)
+    ["fetch", "urls.txt", "-o", "out", "-c", "16", "--per-host", "16", "--no-compressed", "-q"],
+    ["fetch", "--output-dir=o dir", "--concurrency=3", "--workers", "2", "--compressed", "-"],
+    ["fetch", "--workers=auto", "--per-host", "08", "-c", "1", "--workers", "1"],
 ]
 
 
@@ -59,8 +63,9 @@ def test_no_option_of_a_plain_command_reads_the_environment(name: str) -> None:
     [
         (["fetch"], {"output_dir": Path("crawled_page"), "concurrency": 64, "per_host": 8}),
         (["get", "http://h/"], {"concurrency": 8, "per_host": 8, "keep_alive": False, "dedupe": False}),
+        (["fetch", "--no-compressed"], {"output_dir": Path("o"), "concurrency": 3, "per_host": 2}),
     ],
-    ids=["fetch", "get"],
+    ids=["fetch", "get", "fetch --no-compressed"],
 )
 def test_a_plain_line_builds_the_config_click_builds(args: list[str], specific: dict[str, object]) -> None:
     common = {k: v for k, v in click_params(args).items() if k in COMMON_DEFAULTS}
@@ -79,6 +84,18 @@ def test_a_plain_line_builds_the_config_click_builds(args: list[str], specific: 
         ["fetch", "-qo", "out"],
         ["fetch", "--", "list.txt"],
         ["get", "-sf", "http://h/a"],
+        ["get", "-o", "out", "http://h/a"],  # get's -o is a file: click's
+        ["fetch", "-c", "0"],  # click's errors for the values click refuses
+        ["fetch", "-c", "x"],
+        ["fetch", "-c", "-1"],
+        ["fetch", "--per-host", "²"],
+        ["fetch", "--workers", "0"],
+        ["fetch", "-o"],
+        ["fetch", "-o", ""],
+        ["fetch", "-o", "-q"],
+        ["fetch", "--output-dir="],
+        ["fetch", "-ofolder"],
+        ["fetch", "-c=3"],
         ["get", "-s"],
         ["fetch", "-h"],
         ["--version"],

@@ -78,6 +78,29 @@ def ensure_echo_module() -> bool:
     return ECHO_MODULE.exists()
 
 
+def time_wait_sockets() -> int:
+    """TCP sockets of this machine in TIME_WAIT (state 06 of /proc/net/tcp and tcp6)."""
+    count = 0
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as table:
+                next(table, None)
+                count += sum(1 for line in table if line.split(None, 4)[3] == "06")
+        except OSError:
+            continue
+    return count
+
+
+def wait_for_time_wait(below: int = 1000, longest: float = 70.0) -> float:
+    """Wait until the TIME_WAIT sockets of earlier runs are gone (Linux keeps them 60 s);
+    the seconds waited.  10,000 of them made the next run's 10,000 connects cost three
+    times the system CPU (0.46 -> 1.31 s, 2026-12-06): the kernel searches the ports."""
+    started = time.monotonic()
+    while time_wait_sockets() >= below and time.monotonic() - started < longest:
+        time.sleep(1.0)
+    return time.monotonic() - started
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """User and system CPU of these processes so far (0 for one that is gone)."""
     total = 0

@@ -34,7 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchservers import LatencyServer, StaticServer, importable  # noqa: E402
+from benchservers import LatencyServer, StaticServer, importable, wait_for_time_wait  # noqa: E402
 
 from crawlsel.sources import parse_url  # noqa: E402
 from crawlsel.writer import page_path  # noqa: E402
@@ -150,6 +150,10 @@ def run_once(tool: str, scenario: Scenario, base: Path, lists: Path) -> dict:
     if tool == "curl":
         # curl does not create folders for -o
         pass
+    if scenario.concurrency >= 1000:  # c10k: every tool starts with the ports free
+        waited = wait_for_time_wait()
+        if waited > 1:
+            print(f"bench: waited {waited:.0f} s for the last run's TIME_WAIT sockets to end", file=sys.stderr)
     server = scenario.server
     server_before = server.cpu() if server is not None else 0.0
     started = time.perf_counter()

@@ -33,9 +33,11 @@ class SharedPauses:
 
     Made before the workers are forked (an anonymous shared mapping), so that a 429
     one worker gets holds the origin in the others too, at their next request to
-    it, with no message between processes.  A slot per origin's fingerprint, holding
+    it, with no message between processes.  A slot per origin's fingerprint holds
     the monotonic time (one clock for every process of the machine) until which it
     is paused; two origins that share a slot pause together: too polite, never less.
+    Slot 0 holds the latest end of any pause, so that a run with none (nearly every
+    run) asks one number before a request, not a hash of its origin.
     """
 
     SLOTS = 4096  # 32 KiB
@@ -48,12 +50,19 @@ class SharedPauses:
         self._table = memoryview(mmap.mmap(-1, self.SLOTS * 8)).cast("d")
 
     def pause(self, origin: Origin, until: float) -> None:
-        slot = fingerprint(origin) & (self.SLOTS - 1)
-        if until > self._table[slot]:
-            self._table[slot] = until
+        table = self._table
+        slot = 1 + fingerprint(origin) % (self.SLOTS - 1)
+        if until > table[slot]:
+            table[slot] = until
+        if until > table[0]:
+            table[0] = until
 
-    def until(self, origin: Origin) -> float:
-        return self._table[fingerprint(origin) & (self.SLOTS - 1)]
+    def until(self, origin: Origin, now: float) -> float:
+        """The end of the origin's pause; 0 when no pause anywhere lasts past ``now``."""
+        table = self._table
+        if table[0] <= now:
+            return 0.0
+        return table[1 + fingerprint(origin) % (self.SLOTS - 1)]
 
 
 class Pacing:
@@ -96,7 +105,7 @@ class Pacing:
         """Seconds before the origin's next request may start; 0 means now."""
         until = self._next.get(origin, 0.0)
         if self._shared is not None:
-            until = max(until, self._shared.until(origin))
+            until = max(until, self._shared.until(origin, now))
         return max(0.0, until - now)
 
     def hold(self, origin: Origin, loop: EventLoop, wake: Callable[..., Any], *args: Any) -> bool:

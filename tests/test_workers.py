@@ -20,6 +20,7 @@ import pytest
 
 from crawlsel.clirun import AUTO_MIN_LIST_BYTES, worker_count
 from crawlsel.models import Config
+from crawlsel.pacing import SharedPauses
 from crawlsel.sources import parse_url
 from crawlsel.workerroute import shares, split_by_name, worker_by_name, worker_configs, worker_of
 
@@ -358,3 +359,19 @@ def _children(pid: int, count: int) -> list[int]:
     raise AssertionError(
         f"{pid} has {text.split()} of {count} children after {wait} s (state {state}, in {wchan})"
     )
+
+
+def test_shared_pauses_are_seen_by_a_forked_process() -> None:
+    """What one worker pauses, another reads: the mapping is shared across fork."""
+    pauses = SharedPauses()
+    a, b = ("http", "a.example", 80), ("http", "b.example", 80)
+    now = time.monotonic()
+    assert pauses.until(a, now) == 0.0
+    pid = os.fork()
+    if pid == 0:
+        pauses.pause(a, now + 30)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert pauses.until(a, now) == now + 30
+    assert pauses.until(b, now) in (0.0, now + 30)  # another origin: its own slot, or too polite
+    assert pauses.until(a, now + 31) == 0.0  # no pause lasts past then: no slot is read

@@ -153,7 +153,9 @@ def run_once(tool: str, scenario: Scenario, base: Path, lists: Path) -> dict:
     if scenario.concurrency >= 1000:  # c10k: every tool starts with the ports free
         waited = wait_for_time_wait()
         if waited > 1:
-            print(f"bench: waited {waited:.0f} s for the last run's TIME_WAIT sockets to end", file=sys.stderr)
+            print(
+                f"bench: waited {waited:.0f} s for the last run's TIME_WAIT sockets to end", file=sys.stderr
+            )
     server = scenario.server
     server_before = server.cpu() if server is not None else 0.0
     started = time.perf_counter()

@@ -162,11 +162,9 @@ def run_once(tool: str, scenario: Scenario, base: Path, lists: Path) -> dict:
     proc = subprocess.Popen(
         command(tool, scenario, out, lists), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=CHILD_ENV
     )
-    peak_kib = 0
+    peak = TreePeak(proc.pid)
     while True:
-        # The child's own peak RSS: VmHWM belongs to the image after exec, whereas
-        # wait4's ru_maxrss also counts the copy of this Python process before exec.
-        peak_kib = max(peak_kib, _vm_hwm_kib(proc.pid))
+        peak.sample()
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
@@ -192,12 +190,47 @@ def run_once(tool: str, scenario: Scenario, base: Path, lists: Path) -> dict:
         "cpu": usage.ru_utime + usage.ru_stime,
         "user": usage.ru_utime,
         "sys": usage.ru_stime,
-        "rss": (peak_kib or usage.ru_maxrss) / 1024,
+        "rss": (peak.kib or usage.ru_maxrss) / 1024,
         "server_cpu": server_cpu,
         "bad": bad,
         "status": proc.returncode,
         "stderr": stderr.strip().splitlines()[-1:] if stderr.strip() else [],
     }
+
+
+class TreePeak:
+    """The peak RSS of a run: the sum of the peaks (VmHWM) of the tool's process and of
+    the processes it forked (fetch's workers, the crawl's scanner), sampled while it runs.
+
+    VmHWM belongs to the image after exec, whereas wait4's ru_maxrss also counts the copy
+    of this Python process before exec.  Pages a worker shares with its parent since the
+    fork count in both: the sum is an upper bound of what the run held at once."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peaks: dict[int, int] = {}
+
+    def sample(self) -> None:
+        peaks = self.peaks
+        for pid in (self.pid, *_children(self.pid)):
+            kib = _vm_hwm_kib(pid)
+            if kib > peaks.get(pid, 0):
+                peaks[pid] = kib
+
+    @property
+    def kib(self) -> int:
+        return sum(self.peaks.values())
+
+    @property
+    def own_kib(self) -> int:
+        return self.peaks.get(self.pid, 0)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def _vm_hwm_kib(pid: int) -> int:

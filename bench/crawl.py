@@ -71,7 +71,9 @@ WGET = "wget -r -np -p"
 CRAWL = "crawlsel crawl --per-host 32"
 CRAWL_DEFAULT = "crawlsel crawl (per-host 4)"
 CRAWL_STATE = "crawlsel crawl --state"
+CRAWL_WORKERS = "crawlsel crawl --per-host 32 --workers 2"
 FETCH = "crawlsel fetch (same URLs)"
+FETCH_1 = "crawlsel fetch --workers 1 (same URLs)"
 SCRAPY = "Scrapy CrawlSpider"
 
 
@@ -295,6 +297,8 @@ def command(tool: str, site: Site, out: Path, work: Path, scrapy: Path | None) -
         return [*crawl, "--per-host", n]
     if tool == CRAWL_DEFAULT:
         return crawl
+    if tool == CRAWL_WORKERS:
+        return [*crawl, "--per-host", n, "--workers", "2"]
     if tool == CRAWL_STATE:
         # HOOK (issue 13, --state): the SQLite frontier; adjust the flag's spelling here
         # once it lands. The state file is removed before each run (run_once).
@@ -302,6 +306,22 @@ def command(tool: str, site: Site, out: Path, work: Path, scrapy: Path | None) -
     if tool == FETCH:
         assert site.urls is not None
         return [*CRAWLSEL, "fetch", str(site.urls), "-c", n, "--per-host", n, "-q", "-o", str(out)]
+    if tool == FETCH_1:
+        assert site.urls is not None
+        return [
+            *CRAWLSEL,
+            "fetch",
+            str(site.urls),
+            "-c",
+            n,
+            "--per-host",
+            n,
+            "-q",
+            "-o",
+            str(out),
+            "--workers",
+            "1",
+        ]
     if tool == SCRAPY:
         assert scrapy is not None
         return [
@@ -595,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     state = has_state_option()
     state_note = "skipped: `crawlsel crawl --help` has no --state yet (hook: CRAWL_STATE in bench/crawl.py)"
-    base_tools = [WGET, CRAWL, CRAWL_DEFAULT, FETCH]
+    base_tools = [WGET, CRAWL, CRAWL_WORKERS, CRAWL_DEFAULT, FETCH, FETCH_1]
     sites = []
     if docs:
         sites.append(

@@ -130,7 +130,7 @@ def worker_count(workers: int | str, sources: tuple[str, ...], config: Config, e
     is read), on one CPU, and for what only one process can do; else one worker per
     CPU this process may run on, at most ``AUTO_MAX_WORKERS`` and at most ``-c``.
     """
-    unsupported = _single_process_only(config, engine)
+    unsupported = single_process_only(config, engine)
     if workers != "auto":
         count = int(workers)
         if count > 1 and unsupported:
@@ -153,7 +153,7 @@ def worker_count(workers: int | str, sources: tuple[str, ...], config: Config, e
     return max(1, min(cpus, AUTO_MAX_WORKERS, config.concurrency))
 
 
-def _single_process_only(config: Config, engine: str) -> str | None:
+def single_process_only(config: Config, engine: str) -> str | None:
     """What a run asks for that workers cannot split, in a user's words, or None."""
     if engine != "select":
         return f"--engine {engine}"

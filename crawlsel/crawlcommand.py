@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from crawlsel.clirun import EXIT_CODES_HELP, check_lists, run_and_summarise, usage_exit
+from crawlsel.clirun import EXIT_CODES_HELP, check_lists, run_and_summarise, single_process_only, usage_exit
 from crawlsel.errors import ExitStatus
-from crawlsel.options import build_config, common_options, run_options
+from crawlsel.options import WorkersType, build_config, common_options, run_options
 from crawlsel.report import RunReport
 from crawlsel.sources import argument_records, read_targets
 
@@ -142,6 +142,13 @@ def scope_options(fn: Any) -> Any:
     type=click.Path(dir_okay=False),
     help="Keep the crawl's frontier in this SQLite file; the same command resumes it.",
 )
+@click.option(
+    "--workers",
+    type=WorkersType(),
+    default="auto",
+    show_default=True,
+    help="Processes the pages are fetched in; this one keeps the frontier and scans the links (auto: 1).",
+)
 @run_options(per_host=4)
 @common_options
 def crawl(
@@ -163,6 +170,7 @@ def crawl(
     random_delay: bool,
     rate: float | None,
     state_file: str | None,
+    workers: int | str,
     output_dir: Path,
     concurrency: int,
     per_host: int,
@@ -227,8 +235,26 @@ def crawl(
         crawl=frontier.counts,
     )
     mirror, on_result = _noting(report.on_result) if convert_links else (None, report.on_result)
+    count = _worker_count(workers, config)
     try:
-        status = run_and_summarise(config, frontier, on_result, report, trace=common["trace"], pacing=pacing)
+        if count > 1:
+            from crawlsel.workers import run_with_workers
+
+            status = run_with_workers(
+                config,
+                frontier,
+                on_result,
+                report,
+                count,
+                trace=common["trace"],
+                pacing=settings.pacing,
+                paced=settings.paced,
+                delays=frontier.relay_delays,
+            )
+        else:
+            status = run_and_summarise(
+                config, frontier, on_result, report, trace=common["trace"], pacing=pacing
+            )
         if mirror is not None and status != ExitStatus.INTERRUPTED:
             _convert(mirror, quiet)
     finally:
@@ -236,6 +262,18 @@ def crawl(
         if state is not None:
             _close_state(state)
     sys.exit(status)
+
+
+def _worker_count(workers: int | str, config: Any) -> int:
+    """``--workers`` of a crawl: ``auto`` is one process (the crawl's size is not known
+    before it starts); a number, at most ``-c``."""
+    if workers == "auto":
+        return 1
+    count = max(1, min(int(workers), config.concurrency))
+    unsupported = single_process_only(config, "select")
+    if count > 1 and unsupported:
+        usage_exit(f"--workers {count}: {unsupported} needs one process (--workers 1)")
+    return count
 
 
 def _noting(on_result: Any) -> tuple[Mirror, Any]:

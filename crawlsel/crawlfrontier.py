@@ -131,6 +131,10 @@ class CrawlFrontier:
         self._queue.input_ready()
         self._collect()
 
+    def relay_delays(self, on_delay: DelayCallback) -> None:
+        """Crawl-delays go to ``on_delay`` from now on (``crawl --workers``: the parent's router)."""
+        self._on_delay = on_delay
+
     def add(self, target: Target) -> bool:
         self.scope.add_seed(target)
         return self._queue.add(Found(target, 0, None, "seed"))

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from crawlsel.crawl.scope import Scope
-from crawlsel.pacing import Pacing
+from crawlsel.pacing import Pacing, SharedPauses
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,13 @@ class CrawlSettings:
             max_depth=self.depth,
         )
 
-    def pacing(self) -> Pacing:
-        return Pacing(delay=self.delay, rate=self.rate, random_delay=self.random_delay)
+    def pacing(self, shared: SharedPauses | None = None) -> Pacing:
+        return Pacing(delay=self.delay, rate=self.rate, random_delay=self.random_delay, shared=shared)
+
+    @property
+    def paced(self) -> bool:
+        """Every origin waits between requests (``--delay``, ``--rate``): one process paces each."""
+        return self.delay > 0 or self.rate is not None
 
     def to_json(self) -> str:
         values = asdict(self)

@@ -4,7 +4,8 @@ Forked by ``crawlsel.workers`` after the imports, a worker runs the same ``Run``
 as one process does (one thread, one selector loop, its share of ``-c``) over a
 ``ListFrontier`` that reads its URL pipe without blocking, and sends its records
 back in batches: when 128 are waiting, at each progress tick (0.1 s) and at the
-end, with its open connections.  Its last message says how its run ended.  It
+end, with its open connections; at once while it has taken every URL sent so far
+(a crawl's parent waits for those pages' links to send more).  Its last message says how its run ended.  It
 prints nothing but ``--trace`` lines and warnings: the parent reports.
 """
 
@@ -15,7 +16,7 @@ import sys
 
 from crawlsel.frontier import ListFrontier
 from crawlsel.models import Config, FetchResult
-from crawlsel.pacing import Pacing, SharedPauses
+from crawlsel.pacing import Pacing
 from crawlsel.run import Run
 from crawlsel.workerpipe import frame, targets_from_pipe, write_all
 
@@ -30,10 +31,16 @@ class _Sender:
         self.batch: list[FetchResult] = []
         self.open = -1
         self.parent_gone = False  # its end of the pipe closed: stop, as | head does
+        self.eager = False  # every URL sent so far taken: each record goes back at once
 
     def on_result(self, result: FetchResult) -> None:
         self.batch.append(result)
-        if len(self.batch) >= BATCH:
+        if self.eager or len(self.batch) >= BATCH:
+            self.send(self.open)
+
+    def waiting(self, starved: bool) -> None:
+        self.eager = starved
+        if starved and self.batch:
             self.send(self.open)
 
     def tick(self, open_connections: int, total: int | None = None) -> None:
@@ -51,15 +58,19 @@ class _Sender:
             self.parent_gone = True
 
 
-def work(
-    name: str, config: Config, work_fd: int, result_fd: int, trace: bool, pauses: SharedPauses | None
-) -> None:
-    """Run this worker's share and leave the process (never returns).  ``pauses``: the
-    Retry-After pauses of the workers that share this one's hosts."""
+def work(name: str, config: Config, work_fd: int, result_fd: int, trace: bool, pacing: Pacing | None) -> None:
+    """Run this worker's share and leave the process (never returns).  ``pacing``: its
+    own, asking the pauses the workers that share its hosts set (``SharedPauses``)."""
     status = 0
     try:
         sender = _Sender(result_fd)
-        frontier = ListFrontier(targets_from_pipe(work_fd), dedupe=False)  # the parent dedupes
+
+        def message(value: tuple) -> None:
+            if value[0] == "delay" and pacing is not None:  # a crawl's origin pinned to this worker
+                pacing.crawl_delay(value[1], value[2])
+
+        urls = targets_from_pipe(work_fd, message, sender.waiting)
+        frontier = ListFrontier(urls, dedupe=False)  # the parent dedupes
         run = Run(
             config,
             frontier,
@@ -69,7 +80,7 @@ def work(
             stop_when=lambda: sender.parent_gone,
             warn=lambda message: _say(f"crawlsel: warning: {name}: {message}"),
             worker=name,
-            pacing=Pacing(shared=pauses) if pauses is not None else None,
+            pacing=pacing,
         )
         outcome = run.execute()
         ending = (outcome.interrupted, outcome.usage_error, outcome.connections_by_host or {})

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import pickle
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from crawlsel.sources import Record, WaitForInput
@@ -57,21 +57,40 @@ class FrameReader:
         return bool(self._pending)
 
 
-def targets_from_pipe(fd: int) -> Iterator[Record]:
-    """The ``Target``s the parent sends, read without blocking until it closes the pipe."""
+def targets_from_pipe(
+    fd: int,
+    on_message: Callable[[Any], None] | None = None,
+    on_wait: Callable[[bool], None] | None = None,
+) -> Iterator[Record]:
+    """The ``Target``s the parent sends, read without blocking until it closes the pipe.
+
+    A frame that is not a list of URLs is a message for the worker (``on_message``:
+    a crawl's Crawl-delay for an origin).  ``on_wait(True)`` when the worker has taken
+    everything sent so far and waits for more, ``on_wait(False)`` when more came.
+    """
     os.set_blocking(fd, False)
     reader = FrameReader()
+    waiting = False
     try:
         while True:
             try:
                 data = os.read(fd, READ_BYTES)
             except BlockingIOError:
+                if not waiting and on_wait is not None:
+                    waiting = True
+                    on_wait(True)
                 yield WaitForInput(fd)
                 continue
             if not data:
                 return
-            for batch in reader.feed(data):
-                yield from batch
+            if waiting and on_wait is not None:
+                waiting = False
+                on_wait(False)
+            for value in reader.feed(data):
+                if isinstance(value, list):
+                    yield from value
+                elif on_message is not None:
+                    on_message(value)
     finally:
         os.close(fd)
 

@@ -12,8 +12,13 @@ splits the same way:
   over the workers (``shares``), so they stay totals; a 429's pause reaches every
   worker through ``pacing.SharedPauses``.
 - **by host** (``crc32(host[:port])``), when ``--per-host`` is smaller than the
-  number of workers and could not be split without going over it: one worker
-  then owns every connection to a host.
+  number of workers and could not be split without going over it, or when every
+  origin is paced (a crawl's ``--delay``, ``--rate``): one worker then owns every
+  connection to a host, and its pacing holds for the host as in one process.
+
+A crawl's origin whose robots.txt asks for a Crawl-delay is *pinned* once the
+answer is in (before any other request to it): from then on all its URLs go to
+the worker that fetched its robots.txt, which paces it.
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ from __future__ import annotations
 import zlib
 
 from crawlsel.models import Config, Target, authority
+from crawlsel.sources import parse_url
 from crawlsel.writer import page_path
+
+Origin = tuple[str, str, int]
 
 
 def shares(total: int, workers: int) -> list[int]:
@@ -42,17 +50,44 @@ def worker_by_name(target: Target, workers: int) -> int:
     return zlib.crc32(name.encode("utf-8", "surrogatepass")) % workers
 
 
-def split_by_name(config: Config, workers: int) -> bool:
+def split_by_name(config: Config, workers: int, *, paced: bool = False) -> bool:
     """Whether the run's hosts are shared by the workers (see the module's docstring)."""
-    return config.per_host >= workers
+    return config.per_host >= workers and not paced
 
 
-def worker_configs(config: Config, workers: int) -> list[Config]:
+def worker_configs(config: Config, workers: int, by_name: bool) -> list[Config]:
     """Each worker's settings: its share of ``-c`` and, when hosts are shared, of ``--per-host``."""
-    per_host = (
-        shares(config.per_host, workers) if split_by_name(config, workers) else [config.per_host] * workers
-    )
+    per_host = shares(config.per_host, workers) if by_name else [config.per_host] * workers
     return [
         config._replace(concurrency=c, per_host=p)
         for c, p in zip(shares(config.concurrency, workers), per_host, strict=True)
     ]
+
+
+class Router:
+    """The worker of each URL of one run: by file name or by host, and pinned origins."""
+
+    __slots__ = ("workers", "by_name", "_origins")
+
+    def __init__(self, workers: int, by_name: bool) -> None:
+        self.workers = workers
+        self.by_name = by_name
+        self._origins: dict[Origin, int] = {}  # by host: each origin's worker; by name: the pinned
+
+    def __call__(self, target: Target) -> int:
+        worker = self._origins.get(target.origin)
+        if worker is not None:
+            return worker
+        if self.by_name:
+            return worker_by_name(target, self.workers)
+        worker = self._origins[target.origin] = worker_of(target, self.workers)
+        return worker
+
+    def pin(self, origin: Origin) -> int:
+        """All the origin's URLs to one worker from now on: the one its robots.txt went to."""
+        worker = self._origins.get(origin)
+        if worker is None:
+            scheme, host, port = origin
+            robots = parse_url(f"{scheme}://{authority(scheme, host, port)}/robots.txt")
+            worker = self._origins[origin] = self(robots)
+        return worker

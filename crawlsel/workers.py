@@ -1,13 +1,16 @@
-"""``fetch --workers N``: one run split over N processes, reported as one.
+"""``fetch --workers N`` and ``crawl --workers N``: one run split over N processes, reported as one.
 
 nginx's model: the parent forks N workers after the imports, each the ordinary
-single-threaded selector run (crawlsel.workerchild), and reads the URL lists
-itself.  Each URL goes to the worker of the file it is saved under, or of its
-host (``crawlsel.workerroute``), so the case-insensitive ``.1`` suffixes,
-``-c``, ``--per-host`` and dedupe come out as with one process.  URLs leave
-in batches (one pickled frame per worker and slice of the list); records come
-back in batches, and the parent's one ``RunReport`` gives the progress line, the
-JSON Lines, the summary and the exit status (``clirun.summarise``).
+single-threaded selector run (crawlsel.workerchild), and keeps the run's one
+frontier itself: fetch's URL lists, or the crawl's queue, seen set and robots.txt
+answers (the crawl's links are scanned on the parent's side, as in one process).
+Each URL goes to the worker of the file it is saved under, or of its host
+(``crawlsel.workerroute``), so the case-insensitive ``.1`` suffixes, ``-c``,
+``--per-host`` and dedupe come out as with one process.  URLs leave in batches
+(one pickled frame per worker and slice of the frontier); records come back in
+batches and end in the frontier as they would in one process; the parent's one
+``RunReport`` gives the progress line, the JSON Lines, the summary and the exit
+status (``clirun.summarise``).
 
 The parent remembers which URLs each worker holds without a record: a worker
 that dies (kill -9) has them end as failed records naming how it ended.  Ctrl-C
@@ -21,89 +24,87 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from crawlsel.clirun import say, summarise, usage_failed
 from crawlsel.errors import SourceError
-from crawlsel.hashtable import HashSet64
+from crawlsel.frontier import Frontier, ListFrontier
 from crawlsel.job import invalid_result
 from crawlsel.loop import EVENT_READ, EVENT_WRITE, EventLoop, OnReadable
-from crawlsel.models import Config, FetchResult, InvalidLine, Target, request_key
+from crawlsel.models import Config, FetchResult, InvalidLine, Target
 from crawlsel.pacing import SharedPauses
 from crawlsel.report import RunReport
 from crawlsel.run import TICK_SECONDS, open_output
-from crawlsel.sources import Record, WaitForInput, read_targets
-from crawlsel.workerpipe import READ_BYTES, FrameReader, frame
-from crawlsel.workerroute import split_by_name, worker_by_name, worker_configs, worker_of
+from crawlsel.sources import read_targets
+from crawlsel.workerpipe import READ_BYTES, frame
+from crawlsel.workerprocs import Child, PacingFactory, fork_workers
+from crawlsel.workerroute import Origin, Router, split_by_name, worker_configs
 
-FEED_SLICE = 1024  # lines read from the lists per turn of the parent's loop
+FEED_SLICE = 1024  # URLs taken from the frontier per turn of the parent's loop
 HIGH_WATER = 256 * 1024  # unsent bytes for one worker before the parent stops reading
-
-
-class _Child:
-    """The parent's view of one worker: its pipes, its unsent batch, its URLs without a record."""
-
-    __slots__ = (
-        "name",
-        "pid",
-        "work_fd",
-        "result_fd",
-        "batch",
-        "out",
-        "pending",
-        "reader",
-        "open",
-        "writing",
-        "ended",
-        "interrupted",
-        "death",
-    )
-
-    def __init__(self, name: str, pid: int, work_fd: int, result_fd: int) -> None:
-        self.name = name
-        self.pid = pid
-        self.work_fd: int | None = work_fd  # None once closed: no more URLs
-        self.result_fd = result_fd
-        self.batch: list[Target] = []
-        self.out = bytearray()  # frames not yet written to the pipe
-        self.pending: dict[int, Target] = {}  # input index -> URL handed out, no record yet
-        self.reader = FrameReader()
-        self.open = 0  # its open connections, as it last said
-        self.writing = False  # work_fd registered for EVENT_WRITE
-        self.ended = False  # its last message arrived: its run ended as it should
-        self.interrupted = False  # it said it was stopped (SIGTERM)
-        self.death: str | None = None  # how it ended when it did not (kill -9)
 
 
 def fetch_with_workers(
     config: Config, sources: tuple[str, ...], report: RunReport, workers: int, *, trace: bool
 ) -> int:
     """Run the lists over ``workers`` processes; the exit status, as ``run_and_summarise``."""
+    frontier = ListFrontier(read_targets(sources), dedupe=config.dedupe)
+    return run_with_workers(config, frontier, report.on_result, report, workers, trace=trace)
+
+
+def run_with_workers(
+    config: Config,
+    frontier: Frontier,
+    on_result: Callable[[FetchResult], None],
+    report: RunReport,
+    workers: int,
+    *,
+    trace: bool,
+    pacing: PacingFactory | None = None,
+    paced: bool = False,
+    delays: Callable[[Callable[[Origin, float], None]], None] | None = None,
+) -> int:
+    """The frontier's work over ``workers`` processes.  A crawl gives ``pacing`` (each
+    worker's, given the pauses they share), ``paced`` (every origin has a delay: split
+    by host) and ``delays`` (where its robots.txt's Crawl-delays go); its records add
+    work, so the workers' lists end only when the frontier is exhausted."""
     try:
         open_output(config)  # an unusable folder is one usage error, not one per worker
     except OSError as exc:
         return usage_failed(report, str(exc))
-    parent = _Parent(config, report)
-    parent.spawn(workers, trace)
-    return parent.run(read_targets(sources))
+    parent = _Parent(config, report, frontier, on_result, grows=delays is not None)
+    if delays is not None:
+        delays(parent.crawl_delay)
+    parent.spawn(workers, trace, pacing, paced)
+    return parent.run()
 
 
 class _Parent:
-    def __init__(self, config: Config, report: RunReport) -> None:
+    def __init__(
+        self,
+        config: Config,
+        report: RunReport,
+        frontier: Frontier,
+        on_result: Callable[[FetchResult], None],
+        *,
+        grows: bool,
+    ) -> None:
         self.config = config
         self.report = report
-        self.children: list[_Child] = []
+        self.frontier = frontier
+        self._on_result = on_result
+        self._grows = grows
+        # A crawl's frontier hands out no further ahead than one process's dispatcher reads.
+        self._max_out = max(1024, 8 * config.concurrency) if grows else None
+        self._out = 0  # URLs with a worker, no record back yet
+        self.children: list[Child] = []
         self.loop = EventLoop()
-        self._seen = HashSet64() if config.dedupe else None
-        self._route: dict[tuple[str, str, int], _Child] = {}  # by host: each origin's worker
-        self._by_name = False  # the hosts are shared: each URL to the worker of its file name
-        self._source: Iterator[Record] = iter(())
-        self._source_open = True
-        self._input_fd: int | None = None  # stdin with no whole line yet
+        self._route = Router(1, False)
+        self._input_fd: int | None = None  # the frontier waits for this (stdin, the scanner)
         self._feeding = False  # a _feed is scheduled
-        self._handed = 0
+        self._lists_ended = False  # the workers' pipes are closed: nothing more to hand out
         self._stopping = False
         self._interrupted = False
         self._usage_error: str | None = None
@@ -113,7 +114,7 @@ class _Parent:
 
     # --- starting ------------------------------------------------------------
 
-    def spawn(self, workers: int, trace: bool) -> None:
+    def spawn(self, workers: int, trace: bool, pacing: PacingFactory | None, paced: bool) -> None:
         """Fork the workers, each with its share of ``-c`` (and ``--per-host``), before anything is read."""
         sys.stdout.flush()
         sys.stderr.flush()
@@ -123,37 +124,21 @@ class _Parent:
             signal.signal(signal.SIGINT, self._interrupt),
             signal.signal(signal.SIGTERM, self._interrupt),
         )
-        ours: list[int] = []  # the parent's pipe ends: a worker closes those of every worker
-        self._by_name = split_by_name(self.config, workers)
-        pauses = SharedPauses() if self._by_name else None
-        for number, settings in enumerate(worker_configs(self.config, workers), 1):
-            work_r, work_w = os.pipe()
-            result_r, result_w = os.pipe()
-            pid = os.fork()
-            if pid == 0:
-                signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into SIGTERM
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                for fd in (*ours, work_w, result_r):
-                    os.close(fd)
-                from crawlsel.workerchild import work
-
-                work(f"worker {number}", settings, work_r, result_w, trace, pauses)
-            os.close(work_r)
-            os.close(result_w)
-            ours += (work_w, result_r)
-            os.set_blocking(work_w, False)
-            self.children.append(_Child(f"worker {number}", pid, work_w, result_r))
-            if self._stopping:  # Ctrl-C while the workers were being started
-                os.kill(pid, signal.SIGTERM)
+        by_name = split_by_name(self.config, workers, paced=paced)
+        self._route = Router(workers, by_name)
+        settings = worker_configs(self.config, workers, by_name)
+        self.children = fork_workers(settings, trace, pacing, SharedPauses() if by_name else None)
+        if self._stopping:  # Ctrl-C while the workers were being started
+            for child in self.children:
+                os.kill(child.pid, signal.SIGTERM)
         if trace:
             pids = ", ".join(str(child.pid) for child in self.children)
-            rule = "its file name" if self._by_name else "its host"
+            rule = "its file name" if by_name else "its host"
             say(f"crawlsel: {workers} worker processes (pids {pids}), each URL to the worker of {rule}")
 
     # --- running -------------------------------------------------------------
 
-    def run(self, records: Iterator[Record]) -> int:
-        self._source = records
+    def run(self) -> int:
         loop = self.loop
         for child in self.children:
             loop.register(child.result_fd, EVENT_READ, OnReadable(partial(self._receive, child)))
@@ -162,8 +147,7 @@ class _Parent:
         if self.report.live:
 
             def refresh() -> None:
-                total = None if self._source_open else self._handed
-                self.report.tick(sum(child.open for child in self.children), total)
+                self.report.tick(sum(child.open for child in self.children), self.frontier.total)
                 ticker[0] = loop.call_later(TICK_SECONDS, refresh, background=True)
 
             ticker.append(loop.call_later(TICK_SECONDS, refresh, background=True))
@@ -222,74 +206,78 @@ class _Parent:
     # --- URLs out ------------------------------------------------------------
 
     def _schedule_feed(self) -> None:
-        if not self._feeding:
+        if not self._feeding and not self._lists_ended:
             self._feeding = True
             self.loop.call_later(0.0, self._feed)  # after the next poll: records come back meanwhile
 
     def _feed(self) -> None:
-        """Read a slice of the lists, each URL to its worker's batch; send the batches."""
+        """Take a slice of the frontier, each URL to its worker's batch; send the batches."""
         self._feeding = False
-        if self._stopping or not self._source_open or self._input_fd is not None:
+        if self._stopping or self._lists_ended or self._input_fd is not None:
             return
         if any(len(child.out) > HIGH_WATER for child in self.children):
             return  # that worker's queue is full: read on when its pipe has taken the rest
-        source, seen = self._source, self._seen
-        for _ in range(FEED_SLICE):
+        frontier, route, children = self.frontier, self._route, self.children
+        room = FEED_SLICE if self._max_out is None else min(FEED_SLICE, self._max_out - self._out)
+        taken: list = []
+        if room > 0 and frontier.ready:
             try:
-                record = next(source)
-            except StopIteration:
-                self._source_open = False
-                break
+                taken = frontier.take(room)
             except SourceError as exc:  # a list unreadable in the middle of the run
                 self._usage_error = str(exc)
-                self._source_open = False
                 self._stop()
-                break
-            if isinstance(record, WaitForInput):
-                self._input_fd = record.fd
-                self.loop.register(record.fd, EVENT_READ, OnReadable(self._input_ready))
-                break
-            if isinstance(record, InvalidLine):
-                self._handed += 1
-                self._report(invalid_result(record))
+                return
+        for work in taken:
+            if not isinstance(work, Target):  # an invalid line, a record the frontier decided
+                self._finish(invalid_result(work) if isinstance(work, InvalidLine) else work)
                 continue
-            if seen is not None and not seen.add(request_key(record)):
-                continue
-            self._handed += 1
-            child = self._worker_for(record)
+            child = children[route(work)]
             if child.death is not None:
-                self._report(self._lost(child, record))
+                self._finish(self._lost(child, work))
                 continue
-            child.pending[record.index] = record  # a worker whose pipe broke fails it when it ends
+            self._out += 1
+            child.pending[work.index] = work  # a worker whose pipe broke fails it when it ends
             if child.work_fd is not None:
-                child.batch.append(record)
-        for child in self.children:
+                child.batch.append(work)
+        for child in children:
             if child.batch:
                 child.out += frame(child.batch)
                 child.batch = []
-            if not self._source_open and not child.out:
-                self._close_work(child)
-            elif child.out:
                 self._write(child)
-        full = any(len(child.out) > HIGH_WATER for child in self.children)
-        if self._source_open and self._input_fd is None and not full and not self._stopping:
-            self._schedule_feed()
+        self._after_feed(bool(taken) and len(taken) == room)
 
-    def _worker_for(self, target: Target) -> _Child:
-        if self._by_name:
-            return self.children[worker_by_name(target, len(self.children))]
-        child = self._route.get(target.origin)
-        if child is None:
-            child = self._route[target.origin] = self.children[worker_of(target, len(self.children))]
-        return child
+    def _after_feed(self, more: bool) -> None:
+        """End the workers' lists, wait for the frontier's descriptor, or read on."""
+        frontier = self.frontier
+        if frontier.exhausted or (not self._grows and not frontier.ready and frontier.wait_fd is None):
+            self._lists_ended = True  # (a list's end: the records still on their way change nothing)
+            for child in self.children:
+                if not child.out:
+                    self._close_work(child)
+            return
+        fd = frontier.wait_fd
+        if fd is not None and not frontier.ready:
+            self._input_fd = fd  # stdin with no whole line yet, the crawl's scans not back
+            self.loop.register(fd, EVENT_READ, OnReadable(self._input_ready))
+        elif more or (frontier.ready and (self._max_out is None or self._out < self._max_out)):
+            if not any(len(child.out) > HIGH_WATER for child in self.children):
+                self._schedule_feed()
 
     def _input_ready(self) -> None:
         if self._input_fd is not None:
             self.loop.unregister(self._input_fd)
             self._input_fd = None
+        self.frontier.input_ready()
         self._feed()
 
-    def _write(self, child: _Child) -> None:
+    def crawl_delay(self, origin: Origin, seconds: float) -> None:
+        """A crawl's robots.txt asked for a delay: one worker paces the origin from now on."""
+        child = self.children[self._route.pin(origin)]
+        if child.work_fd is not None and seconds > 0:
+            child.out += frame(("delay", origin, seconds))
+            self._write(child)
+
+    def _write(self, child: Child) -> None:
         """As much of the worker's frames as its pipe takes; the rest when it is writable."""
         if child.work_fd is None:
             child.out.clear()
@@ -310,12 +298,12 @@ class _Parent:
             if child.writing:
                 child.writing = False
                 self.loop.unregister(child.work_fd)
-            if not self._source_open:
+            if self._lists_ended:
                 self._close_work(child)  # its URL list ends here
             elif not self._stopping:
                 self._schedule_feed()  # room again: read on
 
-    def _close_work(self, child: _Child) -> None:
+    def _close_work(self, child: Child) -> None:
         if child.work_fd is not None:
             if child.writing:
                 child.writing = False
@@ -325,7 +313,7 @@ class _Parent:
 
     # --- records back --------------------------------------------------------
 
-    def _receive(self, child: _Child) -> None:
+    def _receive(self, child: Child) -> None:
         try:
             data = os.read(child.result_fd, READ_BYTES)
         except (BlockingIOError, InterruptedError):
@@ -337,8 +325,9 @@ class _Parent:
             kind, records = message[0], message[1]
             pending = child.pending
             for record in records:
-                pending.pop(record.index, None)
-                self._report(record)
+                if pending.pop(record.index, None) is not None:
+                    self._out -= 1
+                self._finish(record)
             if kind == "r":
                 child.open = message[2]
             else:  # "end": interrupted, usage error, connections by host
@@ -352,8 +341,14 @@ class _Parent:
                     self._connections[host] = self._connections.get(host, 0) + count
                 if message[5]:
                     self._validator_changes.append(message[5])
+        if self._grows and not self._stopping:  # a crawl's frontier grew: hand out more
+            self.frontier.flush()
+            if self._input_fd is not None and self.frontier.ready:
+                self._input_ready()
+            else:
+                self._schedule_feed()
 
-    def _ended(self, child: _Child) -> None:
+    def _ended(self, child: Child) -> None:
         """The worker's pipe closed: it exited.  URLs it held without a record fail, unless
         it stopped as asked (an interrupted run reports only what ended)."""
         self.loop.unregister(child.result_fd)
@@ -375,14 +370,15 @@ class _Parent:
         else:
             child.death = f"worker process {child.pid} exited with status {code}"
         for target in sorted(child.pending.values(), key=lambda t: t.index):
-            self._report(self._lost(child, target))
+            self._out -= 1
+            self._finish(self._lost(child, target))
         child.pending.clear()
         if not child.ended:
             from crawlsel.crawlstate import remove_stale_parts  # its .part files: it cannot remove them
 
             remove_stale_parts(str(self.config.output_dir))
 
-    def _lost(self, child: _Child, target: Target) -> FetchResult:
+    def _lost(self, child: Child, target: Target) -> FetchResult:
         return FetchResult(
             url=target.url,
             error=f"{child.death} before this URL finished",
@@ -390,7 +386,11 @@ class _Parent:
             index=target.index,
         )
 
-    def _report(self, record: FetchResult) -> None:
-        self.report.on_result(record)
+    def _finish(self, record: FetchResult) -> None:
+        """A URL ended: the frontier learns it, and the record it gives is reported."""
+        reported = self.frontier.finished(record)
+        if reported is None:
+            return  # a crawl's page: reported once its links are known
+        self._on_result(reported)
         if self.report.json_closed and not self._stopping:
             self._stop()  # the reader of --json went away (| head): as one process, stop

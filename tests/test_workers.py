@@ -132,10 +132,11 @@ def test_a_file_name_always_goes_to_the_same_worker() -> None:
 
 
 def test_per_host_is_split_only_when_every_worker_gets_a_connection() -> None:
-    configs = worker_configs(Config(concurrency=64, per_host=8), 3)
+    configs = worker_configs(Config(concurrency=64, per_host=8), 3, True)
     assert [c.concurrency for c in configs] == [22, 21, 21] and [c.per_host for c in configs] == [3, 3, 2]
     assert split_by_name(Config(per_host=2), 2) and not split_by_name(Config(per_host=1), 2)
-    assert [c.per_host for c in worker_configs(Config(per_host=1), 2)] == [1, 1]  # by host: whole
+    assert not split_by_name(Config(per_host=8), 2, paced=True)  # a crawl's --delay: by host
+    assert [c.per_host for c in worker_configs(Config(per_host=1), 2, False)] == [1, 1]  # by host: whole
 
 
 def test_one_host_is_shared_by_the_workers_within_per_host(server: HTTPTestServer, tmp_path: Path) -> None:

@@ -4,8 +4,8 @@ Forked by ``crawlsel.workers`` after the imports, a worker runs the same ``Run``
 as one process does (one thread, one selector loop, its share of ``-c``) over a
 ``ListFrontier`` that reads its URL pipe without blocking, and sends its records
 back in batches: when 128 are waiting, at each progress tick (0.1 s) and at the
-end, with its open connections; at once while it has taken every URL sent so far
-(a crawl's parent waits for those pages' links to send more).  Its last message says how its run ended.  It
+end, with its open connections; in a crawl, at once while it has taken every URL
+sent so far (the parent waits for those pages' links to send more).  Its last message says how its run ended.  It
 prints nothing but ``--trace`` lines and warnings: the parent reports.
 """
 
@@ -58,9 +58,13 @@ class _Sender:
             self.parent_gone = True
 
 
-def work(name: str, config: Config, work_fd: int, result_fd: int, trace: bool, pacing: Pacing | None) -> None:
-    """Run this worker's share and leave the process (never returns).  ``pacing``: its
-    own, asking the pauses the workers that share its hosts set (``SharedPauses``)."""
+def work(
+    name: str, config: Config, pipes: tuple[int, int], trace: bool, pacing: Pacing | None, prompt: bool
+) -> None:
+    """Run this worker's share and leave the process (never returns).  ``pipes``: URLs in,
+    records out; ``pacing``: its own, asking the pauses the workers that share its hosts
+    set (``SharedPauses``); ``prompt``: a crawl's, whose parent waits for records."""
+    work_fd, result_fd = pipes
     status = 0
     try:
         sender = _Sender(result_fd)
@@ -69,7 +73,7 @@ def work(name: str, config: Config, work_fd: int, result_fd: int, trace: bool, p
             if value[0] == "delay" and pacing is not None:  # a crawl's origin pinned to this worker
                 pacing.crawl_delay(value[1], value[2])
 
-        urls = targets_from_pipe(work_fd, message, sender.waiting)
+        urls = targets_from_pipe(work_fd, message, sender.waiting if prompt else None)
         frontier = ListFrontier(urls, dedupe=False)  # the parent dedupes
         run = Run(
             config,

@@ -55,10 +55,16 @@ class Child:
 
 
 def fork_workers(
-    settings: list[Config], trace: bool, pacing: PacingFactory | None, pauses: SharedPauses | None
+    settings: list[Config],
+    trace: bool,
+    pacing: PacingFactory | None,
+    pauses: SharedPauses | None,
+    *,
+    prompt: bool,
 ) -> list[Child]:
     """One worker per ``settings`` (its share of ``-c`` and ``--per-host``); ``pacing``
-    builds a worker's own pacing from the ``pauses`` they share (fetch: only those)."""
+    builds a worker's own pacing from the ``pauses`` they share (fetch: only those);
+    ``prompt``: records go back at once while a worker has nothing queued (a crawl)."""
     children: list[Child] = []
     ours: list[int] = []  # the parent's pipe ends: a worker closes those of every worker
     for number, config in enumerate(settings, 1):
@@ -73,7 +79,7 @@ def fork_workers(
             from crawlsel.workerchild import work
 
             own = pacing(pauses) if pacing is not None else Pacing(shared=pauses) if pauses else None
-            work(f"worker {number}", config, work_r, result_w, trace, own)
+            work(f"worker {number}", config, (work_r, result_w), trace, own, prompt)
         os.close(work_r)
         os.close(result_w)
         ours += (work_w, result_r)

@@ -127,7 +127,8 @@ class _Parent:
         by_name = split_by_name(self.config, workers, paced=paced)
         self._route = Router(workers, by_name)
         settings = worker_configs(self.config, workers, by_name)
-        self.children = fork_workers(settings, trace, pacing, SharedPauses() if by_name else None)
+        pauses = SharedPauses() if by_name else None
+        self.children = fork_workers(settings, trace, pacing, pauses, prompt=self._grows)
         if self._stopping:  # Ctrl-C while the workers were being started
             for child in self.children:
                 os.kill(child.pid, signal.SIGTERM)

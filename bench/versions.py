@@ -127,7 +127,7 @@ def scenarios(bench, quick: bool, only: set[str]) -> tuple[list, list]:
         servers.append(static)
         s_url = f"http://127.0.0.1:{static.port}"
     if {"latency", "c10k"} & set(names):
-        latency = bench.LatencyServer(0.1, 4096)
+        latency = bench.LatencyServer(0.1, 4096, BASE)
         servers.append(latency)
         l_url = f"http://127.0.0.1:{latency.port}"
         latency_sha = bench.hashlib.sha256(latency.body).hexdigest()

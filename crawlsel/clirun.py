@@ -130,13 +130,9 @@ def worker_count(workers: int | str, sources: tuple[str, ...], config: Config, e
     is read), on one CPU, and for what only one process can do; else one worker per
     CPU this process may run on, at most ``AUTO_MAX_WORKERS`` and at most ``-c``.
     """
-    unsupported = single_process_only(config, engine)
     if workers != "auto":
-        count = int(workers)
-        if count > 1 and unsupported:
-            usage_exit(f"--workers {count}: {unsupported} needs one process (--workers 1)")
-        return max(1, min(count, config.concurrency))
-    if unsupported:
+        return chosen_workers(int(workers), config, engine)
+    if _single_process_only(config, engine):
         return 1
     size = 0
     for name in sources:
@@ -153,7 +149,15 @@ def worker_count(workers: int | str, sources: tuple[str, ...], config: Config, e
     return max(1, min(cpus, AUTO_MAX_WORKERS, config.concurrency))
 
 
-def single_process_only(config: Config, engine: str) -> str | None:
+def chosen_workers(count: int, config: Config, engine: str) -> int:
+    """``--workers N`` as given (at most ``-c``), or a usage error for what needs one process."""
+    unsupported = _single_process_only(config, engine)
+    if count > 1 and unsupported:
+        usage_exit(f"--workers {count}: {unsupported} needs one process (--workers 1)")
+    return max(1, min(count, config.concurrency))
+
+
+def _single_process_only(config: Config, engine: str) -> str | None:
     """What a run asks for that workers cannot split, in a user's words, or None."""
     if engine != "select":
         return f"--engine {engine}"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from crawlsel.clirun import EXIT_CODES_HELP, check_lists, run_and_summarise, single_process_only, usage_exit
+from crawlsel.clirun import EXIT_CODES_HELP, check_lists, chosen_workers, run_and_summarise, usage_exit
 from crawlsel.errors import ExitStatus
 from crawlsel.options import WorkersType, build_config, common_options, run_options
 from crawlsel.report import RunReport
@@ -235,7 +235,9 @@ def crawl(
         crawl=frontier.counts,
     )
     mirror, on_result = _noting(report.on_result) if convert_links else (None, report.on_result)
-    count = _worker_count(workers, config)
+    # auto is one process for a crawl: on 2 cores the scanning already has the second
+    # (bench/README, crawl --workers); the crawl's size is not known before it starts.
+    count = 1 if workers == "auto" else chosen_workers(int(workers), config, "select")
     try:
         if count > 1:
             from crawlsel.workers import run_with_workers
@@ -262,18 +264,6 @@ def crawl(
         if state is not None:
             _close_state(state)
     sys.exit(status)
-
-
-def _worker_count(workers: int | str, config: Any) -> int:
-    """``--workers`` of a crawl: ``auto`` is one process (the crawl's size is not known
-    before it starts); a number, at most ``-c``."""
-    if workers == "auto":
-        return 1
-    count = max(1, min(int(workers), config.concurrency))
-    unsupported = single_process_only(config, "select")
-    if count > 1 and unsupported:
-        usage_exit(f"--workers {count}: {unsupported} needs one process (--workers 1)")
-    return count
 
 
 def _noting(on_result: Any) -> tuple[Mirror, Any]:

@@ -5,8 +5,9 @@ as one process does (one thread, one selector loop, its share of ``-c``) over a
 ``ListFrontier`` that reads its URL pipe without blocking, and sends its records
 back in batches: when 128 are waiting, at each progress tick (0.1 s) and at the
 end, with its open connections; in a crawl, at once while it has taken every URL
-sent so far (the parent waits for those pages' links to send more).  Its last message says how its run ended.  It
-prints nothing but ``--trace`` lines and warnings: the parent reports.
+sent so far (the parent waits for those pages' links to send more).  Its last
+message says how its run ended.  It prints nothing but ``--trace`` lines and
+warnings: the parent reports.
 """
 
 from __future__ import annotations
